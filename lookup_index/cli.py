@@ -1,0 +1,214 @@
+"""``lookup-index``: keygen, generate, build, info, verify, check.
+
+Every failure is one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from lookup_index.builder import BuildOptions, BuildSummary, build_index
+from lookup_index.categories import CATEGORIES, DEFAULT_INCIDENT_CATEGORIES, UnknownCategory
+from lookup_index.csv_input import parse_column_map
+from lookup_index.exceptions import InvalidIdentity, LookupIndexError
+from lookup_index.generator import generate
+from lookup_index.normalise import canonical_identity
+from lookup_index.pepper import generate_pepper_file, load_pepper
+from lookup_index.profiles import DEFAULT_PROFILE, PROFILES
+from lookup_index.reader import IndexReader
+
+EXIT_ERROR = 1
+EXIT_INVALID_INPUT = 2
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    generate_pepper_file(args.out)
+    print(f"wrote a new 32-byte key to {args.out} (mode 0600); keep it apart from the index")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    summary = generate(args.rows, args.seed, args.out, args.probes, args.probe_count)
+    print(
+        f"wrote {summary.rows} rows to {args.out} ({summary.invalid_rows} invalid, "
+        f"{summary.children} children under a parent's NIR, {summary.usage_names} usage names)"
+        + (f"; {summary.probes} probes to {args.probes}" if args.probes else "")
+    )
+    return 0
+
+
+def _progress_bar(enabled: bool, total_bytes: int) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    if not enabled:
+        return (lambda rows, done: None), (lambda: None)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    progress = Progress(
+        TextColumn("hashing"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TextColumn("{task.fields[rate]:,.0f} rows/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        transient=True,
+    )
+    task = progress.add_task("build", total=max(total_bytes, 1), rows=0, rate=0.0)
+    progress.start()
+
+    def update(rows: int, done: int) -> None:
+        elapsed = progress.tasks[0].elapsed or 0.0
+        progress.update(task, completed=done, rows=rows, rate=rows / elapsed if elapsed else 0.0)
+
+    return update, progress.stop
+
+
+def _print_summary(summary: BuildSummary, out: Path, rejects: Path) -> None:
+    data = summary.as_dict()
+    print(f"built {out}")
+    for key, value in data.items():
+        print(f"  {key}: {value}")
+    print(f"  rejects report: {rejects}")
+
+
+def _build(args: argparse.Namespace) -> int:
+    pepper = load_pepper(args.key_file)
+    try:
+        columns = parse_column_map(args.column or [])
+        categories = [c.strip() for c in args.categories.split(",") if c.strip()]
+        unknown = [c for c in categories if c not in CATEGORIES]
+        if unknown:
+            raise UnknownCategory(unknown[0])
+    except UnknownCategory as exc:
+        raise LookupIndexError(
+            f"unknown category {exc}; choose from {', '.join(CATEGORIES)}"
+        ) from None
+    options = BuildOptions(
+        input=args.input,
+        out=args.out,
+        pepper=pepper,
+        profile=PROFILES[args.profile],
+        workers=args.workers,
+        incident_id=args.incident,
+        incident_label=args.incident_label,
+        categories=categories,
+        columns=columns,
+        encoding=args.encoding,
+    )
+    size = args.input.stat().st_size if args.input.is_file() else 0
+    update, stop = _progress_bar(sys.stderr.isatty() and not args.quiet, size)
+    try:
+        summary = build_index(options, update)
+    finally:
+        stop()
+    _print_summary(summary, args.out, options.rejects_path)
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    with IndexReader.open(args.index, verify_checksum=False) as reader:
+        print(json.dumps(reader.info(), indent=2))
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    pepper = load_pepper(args.key_file)
+    with IndexReader.open(args.index, verify_checksum=True) as reader:
+        reader.check_pepper(pepper)
+        print(f"ok: {reader.header.count} keys, checksum and key-check verified")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    pepper = load_pepper(args.key_file)
+    try:
+        identity = canonical_identity(args.nir, args.birth_date, args.last_name)
+    except InvalidIdentity as exc:
+        print(exc.reason, file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    with IndexReader.open(args.index, verify_checksum=False) as reader:
+        result = reader.lookup(reader.hasher(pepper).digest(identity.canonical()))
+    print(f"affected {','.join(result.categories)}" if result.found else "not_found")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lookup-index", description="Build and query the breach lookup index."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("keygen", help="create a new pepper (32-byte secret key file)")
+    p.add_argument("--out", type=Path, required=True, help="where to write the key (must not exist)")
+    p.set_defaults(func=_keygen)
+
+    p = sub.add_parser("generate", help="write a synthetic export and a probes file")
+    p.add_argument("--rows", type=int, required=True)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", type=Path, required=True, help="export CSV to write")
+    p.add_argument("--probes", type=Path, help="probes CSV to write (queries + expected answers)")
+    p.add_argument("--probe-count", type=int, help="affected probes to draw (default: min(rows, 2000))")
+    p.set_defaults(func=_generate)
+
+    p = sub.add_parser("build", help="build an index from a practices' export")
+    p.add_argument("--input", type=Path, required=True, help="CSV export (header row, , or ;)")
+    p.add_argument("--key-file", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE.name)
+    p.add_argument("--workers", type=int, default=0, help="hashing processes (default: all cores)")
+    p.add_argument("--incident", default="incident", help="incident id stored in the header")
+    p.add_argument("--incident-label", default="", help="incident label shown to patients")
+    p.add_argument(
+        "--categories",
+        default=",".join(DEFAULT_INCIDENT_CATEGORIES),
+        help="comma-separated categories exposed for rows without a categories column "
+        f"(vocabulary: {', '.join(CATEGORIES)})",
+    )
+    p.add_argument(
+        "--column", action="append", metavar="NAME=HEADER", help="map a column, e.g. nir=NUM_SS"
+    )
+    p.add_argument("--encoding", default="utf-8-sig", help="input encoding (default: UTF-8, BOM ok)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_build)
+
+    p = sub.add_parser("info", help="print an index header as JSON (no secrets)")
+    p.add_argument("index", type=Path)
+    p.set_defaults(func=_info)
+
+    p = sub.add_parser("verify", help="verify an index's checksum and key")
+    p.add_argument("index", type=Path)
+    p.add_argument("--key-file", type=Path, required=True)
+    p.set_defaults(func=_verify)
+
+    p = sub.add_parser("check", help="look one identity up")
+    p.add_argument("--index", type=Path, required=True)
+    p.add_argument("--key-file", type=Path, required=True)
+    p.add_argument("--nir", required=True)
+    p.add_argument("--birth-date", required=True, help="YYYY-MM-DD")
+    p.add_argument("--last-name", required=True)
+    p.set_defaults(func=_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except LookupIndexError as exc:
+        print(f"lookup-index: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("lookup-index: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"lookup-index: error: {exc.strerror or exc.__class__.__name__}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

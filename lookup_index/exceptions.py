@@ -1,0 +1,48 @@
+"""The one small exception hierarchy of :mod:`lookup_index`.
+
+Every message is a single line meant for an operator. None of them ever
+contains an identity, a pepper or any other value read from the input.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Reason = Literal["nir_format", "nir_key", "nir_range", "birth_date", "last_name"]
+REASONS: tuple[Reason, ...] = ("nir_format", "nir_key", "nir_range", "birth_date", "last_name")
+
+
+class LookupIndexError(Exception):
+    """Base class: anything this package raises on purpose."""
+
+
+class InvalidIdentity(LookupIndexError, ValueError):
+    """An identity field failed validation.
+
+    Only the reason code is kept, never the rejected value, so the exception
+    can be logged, counted or shown without leaking what a patient typed.
+    """
+
+    def __init__(self, reason: Reason) -> None:
+        super().__init__(reason)
+        self.reason: Reason = reason
+
+
+class KeyFileError(LookupIndexError):
+    """The pepper file is missing, unreadable, malformed, or would be overwritten."""
+
+
+class IndexFormatError(LookupIndexError):
+    """The file is not a readable index of a format this code understands."""
+
+
+class IndexChecksumError(IndexFormatError):
+    """The index checksum does not match its content: the file is corrupt."""
+
+
+class KeyMismatchError(LookupIndexError):
+    """The pepper does not match the index's key-check value (wrong key file)."""
+
+
+class InputFileError(LookupIndexError):
+    """The builder's input export cannot be read as the expected CSV."""

@@ -1,0 +1,63 @@
+"""digest = HMAC-SHA256(pepper, Argon2id(canonical, salt))[:16].
+
+Argon2id makes every guess expensive; the HMAC with a pepper that never
+leaves the service makes a stolen index useless without the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from argon2.low_level import Type, hash_secret_raw
+
+from lookup_index.profiles import Argon2Profile
+
+DIGEST_SIZE = 16
+SALT_SIZE = 16
+_KEY_CHECK_LABEL = b"patient-breach-selfcheck/key-check/v1"
+
+
+def key_check_value(pepper: bytes) -> bytes:
+    """A value stored in the index header so a wrong pepper is refused at start-up."""
+    return hmac.new(pepper, _KEY_CHECK_LABEL, hashlib.sha256).digest()[:DIGEST_SIZE]
+
+
+def derive_subkey(pepper: bytes, label: str) -> bytes:
+    """A key for another purpose (e.g. rate-limit storage keys), never the pepper itself."""
+    return hmac.new(pepper, b"patient-breach-selfcheck/subkey/" + label.encode(), hashlib.sha256).digest()
+
+
+class KeyedHasher:
+    """Computes index digests for one (pepper, salt, profile) triple.
+
+    ``hash_secret_raw`` releases the GIL, so one instance can be shared by a
+    thread pool.
+    """
+
+    __slots__ = ("_pepper", "_profile", "_salt")
+
+    def __init__(self, pepper: bytes, salt: bytes, profile: Argon2Profile) -> None:
+        self._pepper = pepper
+        self._salt = salt
+        self._profile = profile
+
+    def __repr__(self) -> str:
+        return f"KeyedHasher(profile={self._profile.name!r}, pepper=<hidden>)"
+
+    @property
+    def profile(self) -> Argon2Profile:
+        return self._profile
+
+    def digest(self, canonical: bytes) -> bytes:
+        p = self._profile
+        stretched = hash_secret_raw(
+            canonical,
+            self._salt,
+            time_cost=p.time_cost,
+            memory_cost=p.memory_cost,
+            parallelism=p.parallelism,
+            hash_len=p.hash_len,
+            type=Type.ID,
+        )
+        return hmac.new(self._pepper, stretched, hashlib.sha256).digest()[:DIGEST_SIZE]

@@ -1,0 +1,129 @@
+"""Memory-mapped, read-only access to an index; shared by every process that opens it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import mmap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lookup_index.categories import names_of
+from lookup_index.exceptions import IndexChecksumError, IndexFormatError, KeyMismatchError
+from lookup_index.index_format import (
+    CHECKSUM_SIZE,
+    DigestArray,
+    IndexHeader,
+    Layout,
+    ValueArray,
+    parse_preamble,
+)
+from lookup_index.keyed_hash import DIGEST_SIZE, KeyedHasher, key_check_value
+
+
+@dataclass(frozen=True, slots=True)
+class LookupResult:
+    found: bool
+    categories: tuple[str, ...]
+
+
+class IndexReader:
+    """An opened index. Use :meth:`open`; close it (or use ``with``) when done."""
+
+    def __init__(self, path: Path, mapped: mmap.mmap, header: IndexHeader, layout: Layout) -> None:
+        self.path = path
+        self.header = header
+        self._mm = mapped
+        self._layout = layout
+        self._digests: DigestArray = np.frombuffer(
+            mapped, dtype=f"S{DIGEST_SIZE}", count=header.count, offset=layout.digests_offset
+        )
+        self._values: ValueArray = np.frombuffer(
+            mapped, dtype=np.uint8, count=header.count, offset=layout.values_offset
+        )
+        # Value 0 is also what an empty index "finds": a harmless, constant decoy slot.
+        self._empty = header.count == 0
+
+    @classmethod
+    def open(cls, path: Path, *, verify_checksum: bool = True) -> IndexReader:
+        """Map ``path`` read-only and check magic, version, size and (optionally) checksum."""
+        try:
+            with path.open("rb") as handle:
+                size = path.stat().st_size
+                if size == 0:
+                    raise IndexFormatError("index file is empty")
+                mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        except FileNotFoundError:
+            raise IndexFormatError(f"index file not found: {path}") from None
+        except IsADirectoryError:
+            raise IndexFormatError(f"index path is a directory: {path}") from None
+        except PermissionError:
+            raise IndexFormatError(f"index file is not readable: {path}") from None
+        try:
+            header, layout = parse_preamble(memoryview(mapped), size)
+            reader = cls(path, mapped, header, layout)
+        except BaseException:
+            mapped.close()
+            raise
+        if verify_checksum:
+            try:
+                reader.verify_checksum()
+            except BaseException:
+                reader.close()
+                raise
+        return reader
+
+    def verify_checksum(self) -> None:
+        end = self._layout.checksum_offset
+        view = memoryview(self._mm)
+        try:
+            actual = hashlib.sha256(view[:end]).digest()
+            expected = bytes(view[end : end + CHECKSUM_SIZE])
+        finally:
+            view.release()
+        if not hmac.compare_digest(actual, expected):
+            raise IndexChecksumError(f"index checksum mismatch: {self.path} is corrupt")
+
+    def check_pepper(self, pepper: bytes) -> None:
+        if not hmac.compare_digest(key_check_value(pepper), self.header.key_check):
+            raise KeyMismatchError("the key file does not match this index (key-check failed)")
+
+    def hasher(self, pepper: bytes) -> KeyedHasher:
+        """A hasher for this index's salt and profile, after checking the pepper."""
+        self.check_pepper(pepper)
+        return KeyedHasher(pepper, self.header.salt, self.header.profile)
+
+    def lookup_mask(self, digest: bytes) -> tuple[bool, int]:
+        """(found, categories bitmask). A hit and a miss do exactly the same work."""
+        # searchsorted is a binary search whose step count depends only on the count.
+        position = int(self._digests.searchsorted(digest))
+        slot = min(position, max(self.header.count - 1, 0))
+        start = self._layout.digests_offset + slot * DIGEST_SIZE
+        candidate = self._mm[start : start + DIGEST_SIZE] if not self._empty else bytes(DIGEST_SIZE)
+        found = hmac.compare_digest(candidate, digest) and not self._empty
+        value = int(self._values[slot]) if not self._empty else 0
+        return found, value * found
+
+    def lookup(self, digest: bytes) -> LookupResult:
+        found, mask = self.lookup_mask(digest)
+        return LookupResult(found, tuple(names_of(mask, self.header.categories)))
+
+    def info(self) -> dict[str, Any]:
+        data = self.header.to_json()
+        data["file_size"] = self._layout.file_size
+        data["path"] = str(self.path)
+        return data
+
+    def close(self) -> None:
+        # numpy views hold buffer exports on the mmap; drop them before closing it.
+        del self._digests, self._values
+        self._mm.close()
+
+    def __enter__(self) -> IndexReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
