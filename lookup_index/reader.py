@@ -62,8 +62,18 @@ class IndexReader:
             raise IndexFormatError(f"index path is a directory: {path}") from None
         except PermissionError:
             raise IndexFormatError(f"index file is not readable: {path}") from None
+        # An explicit view, released before any close: a failed parse leaves its traceback
+        # (and so a view of the map) alive, and mmap.close() would then raise BufferError
+        # instead of the IndexFormatError the caller expects.
+        view = memoryview(mapped)
         try:
-            header, layout = parse_preamble(memoryview(mapped), size)
+            header, layout = parse_preamble(view, size)
+        except BaseException:
+            view.release()
+            mapped.close()
+            raise
+        view.release()
+        try:
             reader = cls(path, mapped, header, layout)
         except BaseException:
             mapped.close()

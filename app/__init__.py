@@ -1,0 +1,1 @@
+"""The patient breach self-check service (FastAPI). Start it with ``selfcheck serve``."""

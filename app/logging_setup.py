@@ -1,0 +1,27 @@
+"""Log configuration for the server: no access log, nothing from requests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's access log is off (it prints client addresses); our own lines carry no input."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        },
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"},
+        },
+        "root": {"handlers": ["stderr"], "level": level.upper()},
+        "loggers": {
+            "uvicorn": {"level": level.upper(), "propagate": True},
+            "uvicorn.error": {"level": level.upper(), "propagate": True},
+            "uvicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
+            # slowapi logs one warning per refused request: an attack would flood the log.
+            "slowapi": {"level": "ERROR"},
+        },
+    }

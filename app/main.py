@@ -1,0 +1,111 @@
+"""The app factory: ``uvicorn --factory app.main:create_app``. Nothing runs at import time."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from limits.errors import StorageError
+from redis.exceptions import RedisError
+from slowapi.errors import RateLimitExceeded
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+
+from app.errors import (
+    INVALID_REQUEST,
+    METHOD_NOT_ALLOWED,
+    NOT_FOUND,
+    RATE_LIMITED,
+    UNAVAILABLE,
+    PublicError,
+    error_response,
+)
+from app.middleware.body_limit import BodyLimitMiddleware
+from app.middleware.catch_all import CatchAllMiddleware
+from app.middleware.response_floor import FloorStats, ResponseFloorMiddleware
+from app.middleware.security_headers import SecurityHeadersMiddleware
+from app.padded_json import PaddedJSON
+from app.rate_limit import RateLimits
+from app.routes.check import build_check_router
+from app.routes.health import build_health_router
+from app.routes.widget import build_widget_router
+from app.settings import Settings
+from app.state import OneLineStartupErrors, StartupMessage, make_lifespan
+
+logger = logging.getLogger("app")
+CHECK_PATH = "/v1/check"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    renderer = PaddedJSON(settings.response_size)
+    limits = RateLimits(settings)
+    startup_message = StartupMessage()
+    floor_stats = FloorStats()
+    middleware = [
+        # Outermost first.
+        Middleware(OneLineStartupErrors, message=startup_message),
+        Middleware(SecurityHeadersMiddleware),
+        Middleware(
+            ResponseFloorMiddleware,
+            floor_seconds=settings.response_floor_ms / 1000,
+            paths=[CHECK_PATH],
+            stats=floor_stats,
+        ),
+        Middleware(CatchAllMiddleware, renderer=renderer),
+        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, renderer=renderer),
+    ]
+    if settings.allowed_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.allowed_origins,
+                allow_methods=["POST"],
+                allow_headers=["content-type"],
+                allow_credentials=False,
+                max_age=600,
+            )
+        )
+    app = FastAPI(
+        title="Patient breach self-check",
+        version="1",
+        lifespan=make_lifespan(settings, limits, renderer, startup_message),
+        middleware=middleware,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+    )
+    app.include_router(build_check_router(limits))
+    app.include_router(build_health_router())
+    app.include_router(build_widget_router(settings))
+    _register_error_handlers(app, renderer)
+    app.state.settings = settings
+    app.state.floor_stats = floor_stats
+    return app
+
+
+def _register_error_handlers(app: FastAPI, renderer: PaddedJSON) -> None:
+    def constant(error: PublicError) -> object:
+        async def handler(request: Request, exc: Exception) -> Response:
+            return error_response(renderer, error)
+
+        return handler
+
+    async def store_unavailable(request: Request, exc: Exception) -> Response:
+        # Fail closed: without the shared counters nothing is checked.
+        logger.warning("rate-limit store unavailable (%s)", type(exc).__name__)
+        return error_response(renderer, UNAVAILABLE)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        error = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}.get(status, INVALID_REQUEST)
+        return error_response(renderer, error)
+
+    app.add_exception_handler(RateLimitExceeded, constant(RATE_LIMITED))  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, constant(INVALID_REQUEST))  # type: ignore[arg-type]
+    app.add_exception_handler(StorageError, store_unavailable)
+    app.add_exception_handler(RedisError, store_unavailable)
+    app.add_exception_handler(StarletteHTTPException, http_error)

@@ -1,0 +1,77 @@
+"""Holds every response of the guarded routes until ``arrival + floor``.
+
+Timing must not tell a hit from a miss, a malformed query from a valid one,
+or a rate-limited request from an answered one. The deadline is taken when
+the request arrives, and the whole response (start and body) is released at
+that deadline, so the work's duration never shows. Responses that are ready
+late are sent at once and counted as overruns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger("app.floor")
+
+
+class FloorStats:
+    """Counters an operator (and the tests) can read: how often the floor was too short."""
+
+    def __init__(self) -> None:
+        self.held = 0
+        self.overruns = 0
+
+
+class ResponseFloorMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        floor_seconds: float,
+        paths: Collection[str],
+        stats: FloorStats,
+        methods: Collection[str] = ("POST",),
+    ) -> None:
+        self.app = app
+        self.floor_seconds = floor_seconds
+        self.paths = frozenset(paths)
+        self.methods = frozenset(methods)
+        self.stats = stats
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] not in self.paths
+            or scope["method"] not in self.methods
+        ):
+            await self.app(scope, receive, send)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.floor_seconds
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                await self._release(loop, deadline, held, send)
+
+        await self.app(scope, receive, hold)
+
+    async def _release(
+        self, loop: asyncio.AbstractEventLoop, deadline: float, held: list[Message], send: Send
+    ) -> None:
+        remaining = deadline - loop.time()
+        self.stats.held += 1
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        else:
+            self.stats.overruns += 1
+            logger.warning("response floor overrun (total %d)", self.stats.overruns)
+        messages = held[:]
+        held.clear()
+        for message in messages:
+            await send(message)

@@ -1,0 +1,60 @@
+"""Request and response models of /v1/check (the response models document the fixed shape)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CheckRequest(BaseModel):
+    """What a patient submits. Strict: no coercion, no extra field, bounded lengths."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    nir: str = Field(min_length=13, max_length=40, description="15 characters, separators allowed")
+    birth_date: str = Field(min_length=10, max_length=10, description="YYYY-MM-DD")
+    last_name: str = Field(min_length=1, max_length=100, description="birth or usage name")
+    lang: Literal["fr", "en"] | None = None
+
+
+class Incident(BaseModel):
+    id: str
+    label: str
+
+
+class ExposedCategory(BaseModel):
+    category: str
+    meaning: str
+
+
+class Advice(BaseModel):
+    title: str
+    summary: str
+    exposed: list[ExposedCategory]
+    actions: list[str]
+    scams: list[str]
+    report: str
+    complaint: str
+    relatives: str
+    caveat: str
+
+
+class CheckAnswer(BaseModel):
+    """Both outcomes share this shape and, once padded, the same byte length."""
+
+    status: Literal["affected", "not_found"]
+    incident: Incident
+    exposed: list[str]
+    advice: Advice
+    lang: Literal["fr", "en"]
+    checked_at: str = Field(description="UTC, second precision, fixed length")
+    padding: str = Field(description="random characters making every body the same size")
+
+
+class ErrorBody(BaseModel):
+    """Every error is one constant body per status, padded to the same size as answers."""
+
+    error: str
+    message: str
+    padding: str

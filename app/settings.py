@@ -1,0 +1,96 @@
+"""Service settings: environment variables prefixed ``SELFCHECK_``, validated at start-up."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretBytes, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from lookup_index import load_pepper
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+#: Where orchestrators mount secrets as files (Docker/Compose/Kubernetes).
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+
+
+def _split(value: object) -> object:
+    """Accept comma- or space-separated lists in environment variables."""
+    if isinstance(value, str):
+        return [item for item in value.replace(",", " ").split() if item]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment; no ``.env`` unless one is named."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SELFCHECK_", env_file=None, extra="ignore", frozen=True
+    )
+
+    index_path: Path = Path("index.bin")
+    #: The pepper file. A bare name is also looked up in ``secrets_dir`` (e.g. /run/secrets).
+    key_file: Path = Path("selfcheck.key")
+    secrets_dir: Path = DEFAULT_SECRETS_DIR
+    response_floor_ms: int = Field(default=250, ge=0, le=10_000)
+    max_body_bytes: int = Field(default=2048, ge=256, le=65_536)
+    allowed_origins: Annotated[list[str], NoDecode] = []
+    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = []
+    hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+    docs_enabled: bool = False
+    #: Response bodies of /v1/check are padded to exactly this many bytes.
+    response_size: int = Field(default=8192, ge=4096, le=65_536)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Rate limiting (see README "Rate limits").
+    rate_limit_storage: str = "memory://"
+    limits_per_network: str = "5/minute;20/hour;50/day"
+    limits_per_ipv6_48: str = "50/minute;200/hour;500/day"
+    limits_per_identity: str = "10/day"
+    global_limit: str = "40/second"
+    rate_limit_timeout_ms: int = Field(default=500, ge=50, le=5_000)
+    #: How many worker processes share this configuration (uvicorn --workers).
+    workers: int = Field(default=1, ge=1, le=64)
+
+    # Widget.
+    frame_ancestors: Annotated[list[str], NoDecode] = ["'self'"]
+    #: Public origin of this service, used in the privacy notice link and by embed.js.
+    public_origin: str = ""
+
+    # Server (used by `selfcheck serve` only).
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65_535)
+
+    @field_validator("allowed_origins", "frame_ancestors", mode="before")
+    @classmethod
+    def _split_lists(cls, value: object) -> object:
+        return _split(value)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        items = _split(value)
+        if isinstance(items, list):
+            return [ipaddress.ip_network(str(item), strict=False) for item in items]
+        return items
+
+    @model_validator(mode="after")
+    def _one_process_for_memory_storage(self) -> Settings:
+        if self.workers > 1 and self.rate_limit_storage.startswith("memory://"):
+            raise ValueError(
+                "rate_limit_storage memory:// keeps limits per process; "
+                "with several workers set SELFCHECK_RATE_LIMIT_STORAGE=redis://..."
+            )
+        return self
+
+    def resolved_key_file(self) -> Path:
+        if self.key_file.exists() or self.key_file.is_absolute() or len(self.key_file.parts) > 1:
+            return self.key_file
+        return self.secrets_dir / self.key_file
+
+    def load_pepper(self) -> SecretBytes:
+        """Read the pepper once; kept in a SecretBytes so it never prints."""
+        return SecretBytes(load_pepper(self.resolved_key_file()))
