@@ -10,6 +10,7 @@ from typing import Any, Literal
 Lang = Literal["fr", "en"]
 LANGS: tuple[Lang, ...] = ("fr", "en")
 DEFAULT_LANG: Lang = "fr"
+_BY_TAG: dict[str, Lang] = {"fr": "fr", "en": "en"}
 _SECTIONS = ("title", "summary", "actions", "scams", "report", "complaint", "relatives", "caveat")
 
 
@@ -22,7 +23,9 @@ class AdviceCatalogue:
     @classmethod
     def load(cls) -> AdviceCatalogue:
         folder = resources.files("app") / "i18n"
-        by_lang = {lang: json.loads((folder / f"advice.{lang}.json").read_text("utf-8")) for lang in LANGS}
+        by_lang: dict[str, dict[str, Any]] = {
+            lang: json.loads((folder / f"advice.{lang}.json").read_text("utf-8")) for lang in LANGS
+        }
         for lang, catalogue in by_lang.items():
             for outcome in ("affected", "not_found"):
                 missing = [s for s in _SECTIONS if s not in catalogue[outcome]]
@@ -43,8 +46,9 @@ class AdviceCatalogue:
 
 def negotiate_lang(requested: str | None, accept_language: str) -> Lang:
     """An explicit ``lang`` wins; otherwise the first of fr/en in Accept-Language order."""
-    if requested in LANGS:
-        return requested  # type: ignore[return-value]
+    explicit = _BY_TAG.get(requested or "")
+    if explicit is not None:
+        return explicit
     ranked: list[tuple[float, int, str]] = []
     for position, item in enumerate(accept_language.split(",")[:20]):
         tag, _, params = item.strip().partition(";")
@@ -56,6 +60,6 @@ def negotiate_lang(requested: str | None, accept_language: str) -> Lang:
                 quality = 0.0
         ranked.append((-quality, position, tag.strip().lower()[:2]))
     for _, _, primary in sorted(ranked):
-        if primary in LANGS:
-            return primary  # type: ignore[return-value]
+        if primary in _BY_TAG:
+            return _BY_TAG[primary]
     return DEFAULT_LANG

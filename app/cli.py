@@ -1,4 +1,4 @@
-"""``selfcheck serve`` (or ``python -m app serve``) and ``selfcheck demo`` (what ``make run`` runs)."""
+"""``selfcheck serve`` (or ``python -m app serve``) and ``selfcheck demo`` (``make run``)."""
 
 from __future__ import annotations
 
@@ -115,9 +115,8 @@ def demo(directory: Path, port: int) -> None:
     settings = _settings()
     print("\nIdentities to try (synthetic, generated for this demo):")
     for probe in chosen:
-        print(
-            f"  {probe.expected:<9}  NIR {probe.nir}  born {probe.birth_date}  name {probe.last_name}"
-        )
+        print(f"  {probe.expected:<9}  NIR {probe.nir}  born {probe.birth_date}", end="")
+        print(f"  name {probe.last_name}")
     print("\nOr with curl (both answers have exactly the same length):")
     for probe in chosen:
         print(f"  {_curl(probe, settings.port)}")

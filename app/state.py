@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -69,9 +70,7 @@ def make_lifespan(
             message.text = f"selfcheck cannot start: {exc}"
             raise
         if limits.per_process:
-            logger.warning(
-                "rate limits use memory:// storage: they are per process, not shared"
-            )
+            logger.warning("rate limits use memory:// storage: they are per process, not shared")
         logger.info("index loaded; ready")
         try:
             yield {"service": service, "limits": limits}
@@ -98,7 +97,6 @@ class OneLineStartupErrors:
                 event = {**event, "message": self.message.text or "selfcheck cannot start"}
             await send(event)
 
-        try:
+        # Already reported to the server in one line: no traceback on top.
+        with contextlib.suppress(StartupRefused):
             await self.app(scope, receive, send_one_line)
-        except StartupRefused:
-            pass  # already reported to the server in one line

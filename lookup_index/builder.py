@@ -100,7 +100,7 @@ _worker_hasher: KeyedHasher | None = None
 
 
 def _init_worker(pepper: bytes, salt: bytes, profile: Argon2Profile) -> None:
-    global _worker_hasher  # noqa: PLW0603 - one hasher per worker process, set once
+    global _worker_hasher
     _worker_hasher = KeyedHasher(pepper, salt, profile)
 
 

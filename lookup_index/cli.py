@@ -41,10 +41,18 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_bar(enabled: bool, total_bytes: int) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+def _progress_bar(
+    enabled: bool, total_bytes: int
+) -> tuple[Callable[[int, int], None], Callable[[], None]]:
     if not enabled:
         return (lambda rows, done: None), (lambda: None)
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     progress = Progress(
         TextColumn("hashing"),
@@ -143,7 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("keygen", help="create a new pepper (32-byte secret key file)")
-    p.add_argument("--out", type=Path, required=True, help="where to write the key (must not exist)")
+    p.add_argument(
+        "--out", type=Path, required=True, help="where to write the key (must not exist)"
+    )
     p.set_defaults(func=_keygen)
 
     p = sub.add_parser("generate", help="write a synthetic export and a probes file")
@@ -151,7 +161,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, required=True, help="export CSV to write")
     p.add_argument("--probes", type=Path, help="probes CSV to write (queries + expected answers)")
-    p.add_argument("--probe-count", type=int, help="affected probes to draw (default: min(rows, 2000))")
+    p.add_argument(
+        "--probe-count", type=int, help="affected probes to draw (default: min(rows, 2000))"
+    )
     p.set_defaults(func=_generate)
 
     p = sub.add_parser("build", help="build an index from a practices' export")
@@ -171,7 +183,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--column", action="append", metavar="NAME=HEADER", help="map a column, e.g. nir=NUM_SS"
     )
-    p.add_argument("--encoding", default="utf-8-sig", help="input encoding (default: UTF-8, BOM ok)")
+    p.add_argument(
+        "--encoding", default="utf-8-sig", help="input encoding (default: UTF-8, BOM ok)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_build)
 

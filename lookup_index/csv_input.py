@@ -83,7 +83,9 @@ class ExportReader:
                     f"input is not valid {self._encoding} text; pass --encoding (e.g. cp1252)"
                 ) from None
             except csv.Error as exc:
-                raise InputFileError(f"input is not readable CSV ({exc.__class__.__name__})") from None
+                raise InputFileError(
+                    f"input is not readable CSV ({exc.__class__.__name__})"
+                ) from None
 
     def _parse(self, text: io.TextIOWrapper) -> Iterator[ExportRow]:
         header_line = text.readline()

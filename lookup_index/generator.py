@@ -87,7 +87,8 @@ class SyntheticPopulation:
         else:
             month = born.month
         sex_digit = sex if self.rng.random() > 0.01 else sex + 6  # 7/8: temporary numbers
-        body = f"{sex_digit}{born.year % 100:02d}{month:02d}{self._place()}{self.rng.randint(1, 999):03d}"
+        order = self.rng.randint(1, 999)
+        body = f"{sex_digit}{born.year % 100:02d}{month:02d}{self._place()}{order:03d}"
         return body + stdnum_nir.calc_check_digits(body)
 
     def person(self) -> _Person:
@@ -101,7 +102,9 @@ class SyntheticPopulation:
         if self.rng.random() < 0.2:
             chosen = {*DEFAULT_INCIDENT_CATEGORIES, *self.rng.sample(_EXTRA_CATEGORIES, 2)}
             categories = ";".join(c for c in CATEGORIES if c in chosen)
-        mask = mask_of(categories.split(";")) if categories else mask_of(DEFAULT_INCIDENT_CATEGORIES)
+        mask = (
+            mask_of(categories.split(";")) if categories else mask_of(DEFAULT_INCIDENT_CATEGORIES)
+        )
         return _Person(self.nir(sex, born), born, last_name, usage_name, mask, categories)
 
     def child_of(self, parent: _Person) -> _Person:
@@ -265,7 +268,9 @@ def _write_probes(
         key = _identity(person.nir, person.born, name).canonical()
         exposed = ";".join(names_of(index[key]))
         nir = population.noisy_nir(person.nir)
-        lines.append((nir, person.born.isoformat(), population.noisy_name(name), "affected", exposed, ""))
+        lines.append(
+            (nir, person.born.isoformat(), population.noisy_name(name), "affected", exposed, "")
+        )
     for _ in range(len(sample) * 7 // 10 + 1):
         person = population.person()
         if rng.random() < 0.3 and sample:

@@ -158,7 +158,7 @@ def write_index(path: Path, header: IndexHeader, digests: DigestArray, values: V
         with os.fdopen(fd, "wb") as out:
             preamble = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(encoded)) + encoded
             preamble += b"\0" * (layout.digests_offset - len(preamble))
-            for chunk in (preamble, memoryview(digests).cast("B"), memoryview(values)):
+            for chunk in (preamble, digests.tobytes(), values.tobytes()):
                 checksum.update(chunk)
                 out.write(chunk)
             out.write(checksum.digest())

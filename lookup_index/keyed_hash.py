@@ -25,7 +25,9 @@ def key_check_value(pepper: bytes) -> bytes:
 
 def derive_subkey(pepper: bytes, label: str) -> bytes:
     """A key for another purpose (e.g. rate-limit storage keys), never the pepper itself."""
-    return hmac.new(pepper, b"patient-breach-selfcheck/subkey/" + label.encode(), hashlib.sha256).digest()
+    return hmac.new(
+        pepper, b"patient-breach-selfcheck/subkey/" + label.encode(), hashlib.sha256
+    ).digest()
 
 
 class KeyedHasher:

@@ -88,7 +88,7 @@ def _check_nir_ranges(nir: str) -> None:
 
 
 def parse_birth_date(raw: str, *, allow_french: bool = False, today: date | None = None) -> date:
-    """Parse ``YYYY-MM-DD`` (and ``DD/MM/YYYY`` when ``allow_french``) into a plausible birth date."""
+    """Parse ``YYYY-MM-DD`` (also ``DD/MM/YYYY`` when ``allow_french``): a plausible birth date."""
     text = raw.strip()
     if match := _ISO_DATE.fullmatch(text):
         year, month, day = (int(g) for g in match.groups())

@@ -51,8 +51,10 @@ def build_check_router(limits: RateLimits) -> APIRouter:
         check,
         methods=["POST"],
         response_model=None,
-        responses={200: {"model": CheckAnswer, "description": "Answer (same size either way)"}}
-        | _ERRORS,
+        responses={
+            200: {"model": CheckAnswer, "description": "Answer (same size either way)"},
+            **_ERRORS,
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,
