@@ -20,7 +20,7 @@ from lookup_index.generator import Probe, generate, read_probes
 from lookup_index.pepper import generate_pepper_file, load_pepper
 from lookup_index.profiles import FAST
 
-DEMO_ROWS = 5000
+DEMO_ROWS = 3000
 DEMO_SEED = 2026
 #: A person trying the demo checks several identities in a minute; production keeps 5/minute.
 DEMO_NETWORK_LIMITS = "30/minute;200/hour;1000/day"
