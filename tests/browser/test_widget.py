@@ -1,0 +1,757 @@
+"""The widget end to end in Debian's headless Chromium, against a real `python -m app serve`.
+
+One browser and one API server for the module (a second API with tight limits only for
+the 429 test); a second static server on another port plays a practice's website, so
+the cross-origin guarantees are exercised by the browser itself. Screenshots of every
+state and the axe reports go to test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from importlib import resources
+from typing import Any
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Frame, Page, Request, expect, sync_playwright
+from stdnum.fr import nir as stdnum_nir
+
+from lookup_index.exceptions import InvalidIdentity
+from lookup_index.generator import Probe
+from lookup_index.normalise import (
+    nir_matches_birth_date,
+    normalise_last_name,
+    normalise_nir,
+    parse_birth_date,
+)
+from tests.support.browser import artifact_dir, launch_chromium, static_server
+from tests.support.dataset import Dataset
+from tests.support.servers import ApiServer, api_server, free_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHECK = "/v1/check"
+TIMEOUT_MS = 10_000
+GENEROUS = {
+    "SELFCHECK_LIMITS_PER_NETWORK": "1000/minute",
+    "SELFCHECK_LIMITS_PER_IPV6_48": "1000/minute",
+    "SELFCHECK_LIMITS_PER_IDENTITY": "1000/day",
+    "SELFCHECK_GLOBAL_LIMIT": "1000/second",
+}
+SERIOUS = ("serious", "critical")
+
+HOST_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Another practice (other origin)</title>
+<link rel="icon" href="data:,"></head>
+<body><main><h1>Another practice</h1>
+<p>Its page carries a third-party script that would love to read the form.</p>
+<div data-selfcheck data-lang="{lang}"></div>
+<script src="{api}/embed.js" async></script>
+<script src="spy.js"></script>
+</main></body></html>
+"""
+# What an analytics or chat script on the practice's page could try.
+SPY_JS = """
+window.spyMessages = [];
+window.addEventListener("message", (e) => {
+  window.spyMessages.push({origin: e.origin, data: e.data});
+});
+window.spyRead = () => {
+  const frame = document.querySelector("iframe");
+  const out = {contentDocument: frame.contentDocument === null ? "null" : "readable"};
+  try {
+    out.value = frame.contentWindow.document.getElementById("nir").value;
+    out.read = "allowed";
+  } catch (error) {
+    out.read = error.name;
+  }
+  return out;
+};
+"""
+
+
+def catalogue(lang: str) -> dict[str, Any]:
+    text = (resources.files("app") / "static" / "widget" / "i18n" / f"{lang}.json").read_text()
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+FR, EN = catalogue("fr"), catalogue("en")
+
+
+def compact(nir: str) -> str:
+    return re.sub(r"[\s.\-]+", "", nir).upper()
+
+
+def mismatched(probe: Probe) -> bool:
+    return not nir_matches_birth_date(
+        normalise_nir(probe.nir), date.fromisoformat(probe.birth_date)
+    )
+
+
+@dataclass
+class Site:
+    """The API (which serves the demo page and the widget) and a practice on another origin."""
+
+    api: ApiServer
+    host_origin: str
+    foreign_origin: str
+
+
+@dataclass
+class Tab:
+    page: Page
+    requests: list[Request] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+
+    def checks(self) -> list[Request]:
+        return [r for r in self.requests if r.url.endswith(CHECK)]
+
+
+@pytest.fixture(scope="module")
+def site(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    root = tmp_path_factory.mktemp("widget-site")
+    host_dir = root / "host"
+    host_dir.mkdir()
+    api_port = free_port()
+    api_url = f"http://127.0.0.1:{api_port}"
+    for lang in ("fr", "en"):
+        (host_dir / f"host-{lang}.html").write_text(HOST_PAGE.format(lang=lang, api=api_url))
+    (host_dir / "spy.js").write_text(SPY_JS)
+    with (
+        static_server(host_dir, root / "host.log") as host,
+        static_server(host_dir, root / "foreign.log") as foreign,
+    ):
+        env = {
+            "SELFCHECK_INDEX_PATH": str(dataset.index),
+            "SELFCHECK_KEY_FILE": str(dataset.key),
+            "SELFCHECK_RESPONSE_FLOOR_MS": "0",
+            "SELFCHECK_HASH_CONCURRENCY": "1",
+            # The demo page (same origin) and the practice's site may frame it; `foreign` may not.
+            "SELFCHECK_FRAME_ANCESTORS": f"'self' {host.origin}",
+            **GENEROUS,
+        }
+        with api_server(env, root / "api.log", port=api_port) as api:
+            for old in artifact_dir("browser").glob("*"):
+                old.unlink()
+            yield Site(api, host.origin, foreign.origin)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def open_tab(browser: Any, locale: str = "fr-FR", width: int = 900) -> Tab:
+    context = browser.new_context(locale=locale, viewport={"width": width, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    tab = Tab(context.new_page())
+    tab.page.on("request", lambda request: tab.requests.append(request))
+    tab.page.on(
+        "console", lambda m: tab.console_errors.append(m.text) if m.type == "error" else None
+    )
+    return tab
+
+
+@pytest.fixture
+def tab(browser: Any) -> Iterator[Tab]:
+    tab = open_tab(browser)
+    yield tab
+    tab.page.context.close()
+
+
+_shot_numbers = itertools.count(1)
+
+
+def screenshot(page: Page, name: str) -> None:
+    path = artifact_dir("browser") / f"{next(_shot_numbers):02d}-{name}.png"
+    page.screenshot(path=path, full_page=True)
+
+
+def widget(page: Page) -> Frame:
+    """The iframe's frame, once the widget has applied its catalogue."""
+    handle = page.locator("iframe").element_handle()
+    frame = handle.content_frame() if handle else None
+    assert frame is not None
+    frame.locator("#nir").wait_for(state="visible")
+    return frame
+
+
+def fill(frame: Frame, nir: str, birth_date: str, last_name: str) -> None:
+    year, month, day = birth_date.split("-")
+    frame.locator("#nir").fill(nir)
+    frame.locator("#day").fill(day)
+    frame.locator("#month").fill(month)
+    frame.locator("#year").fill(year)
+    frame.locator("#name").fill(last_name)
+
+
+def submit(frame: Frame, probe: Probe) -> None:
+    fill(frame, probe.nir, probe.birth_date, probe.last_name)
+    frame.locator("#submit").click()
+
+
+def active_id(frame: Frame) -> str:
+    return str(frame.evaluate("document.activeElement ? document.activeElement.id : ''"))
+
+
+def iframe_height(page: Page) -> float:
+    return float(page.locator("iframe").evaluate("f => f.getBoundingClientRect().height"))
+
+
+def content_height(frame: Frame) -> float:
+    return float(frame.evaluate("document.body.getBoundingClientRect().height"))
+
+
+def expect_fits(page: Page, frame: Frame) -> None:
+    """The iframe becomes as tall as the widget's content: no inner scrollbar, no blank space."""
+    for _ in range(100):
+        if abs(iframe_height(page) - content_height(frame)) <= 1:
+            return
+        page.wait_for_timeout(50)
+    pytest.fail(f"iframe {iframe_height(page)} px, content {content_height(frame)} px")
+
+
+def axe_violations(target: Page | Frame, name: str, **options: Any) -> list[dict[str, Any]]:
+    results = Axe().run(target, options={"resultTypes": ["violations"], **options})
+    results.save_to_file(artifact_dir("browser") / f"axe-{name}.json", violations_only=True)
+    return [v for v in results.response["violations"] if v["impact"] in SERIOUS]
+
+
+@pytest.fixture(scope="module")
+def affected(dataset: Dataset) -> Probe:
+    """An affected probe with several categories and a NIR that matches its birth date."""
+    candidates = [p for p in dataset.by_expected("affected") if not mismatched(p)]
+    return max(candidates, key=lambda p: (len(p.categories), p.nir))
+
+
+@pytest.fixture(scope="module")
+def not_found(dataset: Dataset) -> Probe:
+    return next(p for p in dataset.by_expected("not_found") if not mismatched(p))
+
+
+def test_demo_page_loads_the_widget_through_embed_js(site: Site, tab: Tab) -> None:
+    page = tab.page
+    page.goto(site.api.url + "/")
+    frame = widget(page)
+    src = page.locator("iframe").get_attribute("src") or ""
+    assert src.startswith(f"{site.api.url}/widget?")
+    expect(frame.locator("h1")).to_have_text(FR["form"]["heading"])
+    expect(page.locator("iframe")).to_have_attribute("title", FR["meta"]["title"])
+    loaded = [r.url for r in tab.requests]
+    for path in ("/embed.js", "/widget?", "/widget/widget.js", "/widget/widget.css"):
+        assert any(path in url for url in loaded), path
+    assert any(url.endswith("/widget/i18n/fr.json") for url in loaded)
+    # Nothing from anywhere else, nothing refused by a CSP, no error.
+    assert all(url.startswith(site.api.url) for url in loaded), loaded
+    assert tab.console_errors == []
+    assert page.context.cookies() == []
+    privacy = frame.locator("#privacy-link")
+    assert privacy.evaluate("a => a.href") == f"{site.api.url}/privacy#fr"
+    assert privacy.get_attribute("target") == "_blank"
+    screenshot(page, "demo-empty-form")
+
+
+def test_affected_probe_shows_the_affected_answer_with_its_categories(
+    site: Site, tab: Tab, affected: Probe
+) -> None:
+    page = tab.page
+    page.goto(site.api.url + "/")
+    frame = widget(page)
+    submit(frame, affected)
+    texts = FR["answer"]
+    expect(frame.locator("#answer-title")).to_have_text(texts["affected"]["title"])
+    shown = frame.locator("#exposed li").evaluate_all("items => items.map(i => i.dataset.category)")
+    assert shown == list(affected.categories)
+    for category in affected.categories:
+        label = texts["categories"][category]["label"]
+        expect(frame.locator(f'#exposed li[data-category="{category}"]')).to_contain_text(label)
+    for heading in ("actions_heading", "scams_heading", "complaint_heading", "relatives_heading"):
+        expect(frame.locator("#answer")).to_contain_text(texts["affected"][heading])
+    expect(frame.locator("#answer a[href*='cnil.fr']")).to_have_count(1)
+    assert frame.locator("#answer").get_attribute("aria-live") == "polite"
+    assert active_id(frame) == "answer-title"  # focus moved to the answer
+    [request] = tab.checks()
+    assert request.post_data_json == {
+        "nir": compact(affected.nir),
+        "birth_date": affected.birth_date,
+        "last_name": affected.last_name.strip(),
+        "lang": "fr",
+    }
+    assert page.context.cookies() == []
+    screenshot(page, "affected-answer")
+
+
+def test_not_found_probe_shows_the_not_found_answer(site: Site, tab: Tab, not_found: Probe) -> None:
+    page = tab.page
+    page.goto(site.api.url + "/")
+    frame = widget(page)
+    submit(frame, not_found)
+    texts = FR["answer"]["not_found"]
+    expect(frame.locator("#answer-title")).to_have_text(texts["title"])
+    expect(frame.locator("#answer")).to_contain_text(texts["not_means"])
+    expect(frame.locator("#exposed")).to_have_count(0)
+    assert active_id(frame) == "answer-title"
+    screenshot(page, "not-found-answer")
+
+
+def test_invalid_nir_key_is_caught_before_any_request(
+    site: Site, tab: Tab, affected: Probe
+) -> None:
+    page = tab.page
+    page.goto(site.api.url + "/")
+    frame = widget(page)
+    nir = compact(affected.nir)
+    wrong = nir[:13] + f"{int(nir[13:]) % 97 + 1:02d}"
+    fill(frame, wrong, affected.birth_date, affected.last_name)
+    frame.locator("#submit").click()
+    expect(frame.locator("#nir-error")).to_have_text(FR["errors"]["nir_key"])
+    expect(frame.locator("#nir")).to_have_attribute("aria-invalid", "true")
+    assert "nir-error" in (frame.locator("#nir").get_attribute("aria-describedby") or "")
+    assert active_id(frame) == "nir"
+    page.wait_for_timeout(300)  # a request would have left by now
+    assert tab.checks() == []
+    screenshot(page, "nir-key-error")
+    # The network log does see a request once the key is right: the assertion above can fail.
+    frame.locator("#nir").fill(nir)
+    frame.locator("#submit").click()
+    expect(frame.locator("#answer-title")).to_have_text(FR["answer"]["affected"]["title"])
+    expect(frame.locator("#nir-error")).to_be_hidden()
+    assert len(tab.checks()) == 1
+
+
+def test_every_field_error_is_shown_without_a_request(site: Site, tab: Tab) -> None:
+    page = tab.page
+    page.goto(site.api.url + "/")
+    frame = widget(page)
+    frame.locator("#submit").click()
+    expect(frame.locator("#nir-error")).to_have_text(FR["errors"]["nir_required"])
+    expect(frame.locator("#date-error")).to_have_text(FR["errors"]["date_required"])
+    expect(frame.locator("#name-error")).to_have_text(FR["errors"]["name_required"])
+    fill(frame, "5 85 03 75 115 423 57", "1990-02-31", "--")
+    frame.locator("#submit").click()
+    expect(frame.locator("#nir-error")).to_have_text(FR["errors"]["nir_range"])
+    expect(frame.locator("#date-error")).to_have_text(FR["errors"]["date_invalid"])
+    expect(frame.locator("#name-error")).to_have_text(FR["errors"]["name_invalid"])
+    tomorrow = (date.today() + timedelta(days=2)).isoformat()
+    fill(frame, "1 85 03", tomorrow, "Dupont")
+    frame.locator("#submit").click()
+    expect(frame.locator("#nir-error")).to_have_text(FR["errors"]["nir_format"])
+    expect(frame.locator("#date-error")).to_have_text(FR["errors"]["date_future"])
+    expect(frame.locator("#name-error")).to_be_hidden()
+    assert tab.checks() == []
+    screenshot(page, "field-errors")
+
+
+def test_nir_birth_date_mismatch_is_only_a_hint(site: Site, tab: Tab, dataset: Dataset) -> None:
+    """A child registered under a parent's NIR: the hint shows, the check still runs."""
+    child = next(p for p in dataset.by_expected("affected") if mismatched(p))
+    page = tab.page
+    page.goto(site.api.url + "/")
+    frame = widget(page)
+    fill(frame, child.nir, child.birth_date, child.last_name)
+    expect(frame.locator("#nir-mismatch")).to_have_text(FR["hints"]["nir_date_mismatch"])
+    frame.locator("#submit").click()
+    expect(frame.locator("#answer-title")).to_have_text(FR["answer"]["affected"]["title"])
+    expect(frame.locator("#nir-mismatch")).to_be_visible()
+    expect(frame.locator("#nir-error")).to_be_hidden()
+    assert len(tab.checks()) == 1
+    screenshot(page, "mismatch-hint")
+
+
+def test_nir_is_formatted_as_the_patient_types(site: Site, tab: Tab, affected: Probe) -> None:
+    page = tab.page
+    page.goto(site.api.url + "/")
+    frame = widget(page)
+    nir = compact(affected.nir)
+    frame.locator("#nir").press_sequentially(nir.lower())
+    expect(frame.locator("#nir")).to_have_value(stdnum_nir.format(nir))
+    # Backspace just after a group's space removes the digit before it, not the space
+    # (which formatting would put back at once, leaving the caret stuck).
+    frame.locator("#nir").fill("1 85 03")
+    frame.locator("#nir").evaluate("input => input.setSelectionRange(5, 5)")
+    frame.locator("#nir").press("Backspace")
+    expect(frame.locator("#nir")).to_have_value("1 80 3")
+    frame.locator("#nir").fill("2.69.05.2A.123.456")
+    expect(frame.locator("#nir")).to_have_value("2 69 05 2A 123 456")
+
+
+def test_iframe_resizes_to_its_content_and_ignores_forged_messages(
+    site: Site, tab: Tab, affected: Probe
+) -> None:
+    page = tab.page
+    page.goto(site.api.url + "/")
+    frame = widget(page)
+    expect_fits(page, frame)
+    before = iframe_height(page)
+    assert before != 640  # the loader's placeholder height was replaced
+    submit(frame, affected)
+    expect(frame.locator("#answer-title")).to_be_visible()
+    expect_fits(page, frame)
+    grown = iframe_height(page)
+    assert grown > before + 300
+    # Same origin as the widget but not the widget's window: the loader ignores it.
+    page.evaluate("window.postMessage({type: 'selfcheck:resize', height: 5000}, '*')")
+    page.wait_for_timeout(200)
+    assert iframe_height(page) == grown
+    # "Check another identity" empties the answer and the frame shrinks back.
+    frame.locator("#again").click()
+    expect(frame.locator("#answer")).to_be_empty()
+    expect_fits(page, frame)
+    assert iframe_height(page) < grown
+
+
+def test_english_from_data_lang_and_the_language_switch(site: Site, tab: Tab) -> None:
+    page = tab.page  # a French browser: data-lang="en" wins
+    page.goto(site.host_origin + "/host-en.html")
+    frame = widget(page)
+    expect(frame.locator("h1")).to_have_text(EN["form"]["heading"])
+    expect(frame.locator("label[for=nir]")).to_have_text(EN["form"]["nir_label"])
+    assert frame.evaluate("document.documentElement.lang") == "en"
+    expect(page.locator("iframe")).to_have_attribute("title", EN["meta"]["title"])
+    screenshot(page, "english")
+    frame.locator("#submit").click()
+    expect(frame.locator("#nir-error")).to_have_text(EN["errors"]["nir_required"])
+    frame.locator("#switch").click()
+    expect(frame.locator("h1")).to_have_text(FR["form"]["heading"])
+    expect(frame.locator("#nir-error")).to_have_text(FR["errors"]["nir_required"])
+    assert frame.evaluate("document.documentElement.lang") == "fr"
+    expect(page.locator("iframe")).to_have_attribute("title", FR["meta"]["title"])
+
+
+def test_browser_language_chooses_english_without_data_lang(
+    site: Site, browser: Any, not_found: Probe
+) -> None:
+    tab = open_tab(browser, locale="en-GB")
+    try:
+        page = tab.page
+        page.goto(site.api.url + "/")
+        frame = widget(page)
+        expect(frame.locator("h1")).to_have_text(EN["form"]["heading"])
+        submit(frame, not_found)
+        expect(frame.locator("#answer-title")).to_have_text(EN["answer"]["not_found"]["title"])
+        assert tab.checks()[0].post_data_json["lang"] == "en"
+        screenshot(page, "english-not-found")
+    finally:
+        tab.page.context.close()
+
+
+def test_keyboard_only_flow(site: Site, tab: Tab, not_found: Probe) -> None:
+    page = tab.page
+    page.goto(site.api.url + "/")
+    frame = widget(page)
+    for _ in range(12):  # through the practice's links into the iframe
+        page.keyboard.press("Tab")
+        if active_id(frame) == "nir" and frame.evaluate("document.hasFocus()"):
+            break
+    else:
+        pytest.fail("Tab never reached the NIR field")
+    assert focus_ring(frame)
+    page.keyboard.type(compact(not_found.nir))
+    expect(frame.locator("#nir")).to_have_value(stdnum_nir.format(compact(not_found.nir)))
+    year, month, day = not_found.birth_date.split("-")
+    for field_id, value in (("day", day), ("month", month), ("year", year), ("name", "")):
+        page.keyboard.press("Tab")
+        assert active_id(frame) == field_id
+        page.keyboard.type(value or not_found.last_name)
+    page.keyboard.press("Tab")
+    assert active_id(frame) == "submit"
+    assert focus_ring(frame)
+    screenshot(page, "keyboard-focus-on-submit")
+    page.keyboard.press("Enter")
+    expect(frame.locator("#answer-title")).to_have_text(FR["answer"]["not_found"]["title"])
+    assert active_id(frame) == "answer-title"
+    page.keyboard.press("Tab")
+    assert active_id(frame) == "again"
+    page.keyboard.press("Enter")
+    expect(frame.locator("#answer")).to_be_empty()
+    assert active_id(frame) == "nir"
+    expect(frame.locator("#nir")).to_have_value("")
+
+
+def focus_ring(frame: Frame) -> bool:
+    """The focused element shows a clear outline (keyboard focus, :focus-visible)."""
+    style = frame.evaluate(
+        """() => {
+          const s = getComputedStyle(document.activeElement);
+          return {matches: document.activeElement.matches(':focus-visible'),
+                  style: s.outlineStyle, width: parseFloat(s.outlineWidth)};
+        }"""
+    )
+    return bool(style["matches"] and style["style"] != "none" and style["width"] >= 2)
+
+
+def test_cross_origin_host_cannot_read_the_form_and_the_widget_works(
+    site: Site, tab: Tab, affected: Probe
+) -> None:
+    page = tab.page
+    page.goto(site.host_origin + "/host-fr.html")
+    frame = widget(page)
+    assert page.evaluate("location.origin") != frame.evaluate("location.origin")
+    assert page.locator("iframe").get_attribute("sandbox")  # the widget cannot drive the host
+    fill(frame, affected.nir, affected.birth_date, affected.last_name)
+    attempt = page.evaluate("spyRead()")
+    assert attempt == {"contentDocument": "null", "read": "SecurityError"}
+    frame.locator("#submit").click()
+    expect(frame.locator("#answer-title")).to_have_text(FR["answer"]["affected"]["title"])
+    expect_fits(page, frame)
+    assert page.evaluate("spyRead()")["read"] == "SecurityError"
+    # All the host page ever receives: heights and the title, from the widget's origin.
+    messages = page.evaluate("window.spyMessages")
+    assert messages
+    for message in messages:
+        assert message["origin"] == site.api.url
+        assert set(message["data"]) == {"type", "height", "title"}
+    # A message from the host's own origin does not resize the widget.
+    height = iframe_height(page)
+    page.evaluate("window.postMessage({type: 'selfcheck:resize', height: 40}, '*')")
+    page.wait_for_timeout(200)
+    assert iframe_height(page) == height
+    assert [e for e in tab.console_errors if "favicon" not in e] == []
+    screenshot(page, "cross-origin-host")
+
+
+def test_a_site_not_in_frame_ancestors_cannot_frame_the_widget(site: Site, tab: Tab) -> None:
+    page = tab.page
+    with page.expect_console_message(lambda m: "frame-ancestors" in m.text):
+        page.goto(site.foreign_origin + "/host-fr.html")
+    handle = page.locator("iframe").element_handle()
+    frame = handle.content_frame() if handle else None
+    assert frame is not None
+    assert not frame.url.startswith(site.api.url)
+    assert frame.locator("#nir").count() == 0
+
+
+def test_axe_finds_no_serious_violation(
+    site: Site, tab: Tab, affected: Probe, not_found: Probe
+) -> None:
+    page = tab.page
+    page.goto(site.api.url + "/")
+    frame = widget(page)
+    found = {"demo-page": axe_violations(page, "demo-page", iframes=False)}
+    found["widget-empty"] = axe_violations(frame, "widget-empty")
+    frame.locator("#submit").click()
+    expect(frame.locator("#nir-error")).to_be_visible()
+    found["widget-errors"] = axe_violations(frame, "widget-errors")
+    submit(frame, affected)
+    expect(frame.locator("#answer-title")).to_have_text(FR["answer"]["affected"]["title"])
+    found["widget-affected"] = axe_violations(frame, "widget-affected")
+    submit(frame, not_found)
+    expect(frame.locator("#answer-title")).to_have_text(FR["answer"]["not_found"]["title"])
+    found["widget-not-found"] = axe_violations(frame, "widget-not-found")
+    page.goto(site.api.url + "/privacy")
+    found["privacy"] = axe_violations(page, "privacy")
+    assert {state: [v["id"] for v in v_list] for state, v_list in found.items() if v_list} == {}
+
+
+def test_widget_works_320_px_wide(site: Site, browser: Any, affected: Probe) -> None:
+    tab = open_tab(browser, width=320)
+    try:
+        page = tab.page
+        page.goto(site.api.url + "/")
+        frame = widget(page)
+        overflow = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        assert frame.evaluate(overflow) <= 0
+        assert page.evaluate(overflow) <= 0
+        submit(frame, affected)
+        expect(frame.locator("#answer-title")).to_have_text(FR["answer"]["affected"]["title"])
+        assert frame.evaluate(overflow) <= 0
+        assert page.evaluate(overflow) <= 0
+        expect_fits(page, frame)
+        screenshot(page, "320px-affected")
+    finally:
+        tab.page.context.close()
+
+
+def test_unavailable_and_network_failure_show_calm_messages(
+    site: Site, tab: Tab, not_found: Probe
+) -> None:
+    """The display of a 503 (the real one needs a failing Redis, see the rate-limit tests)."""
+    page = tab.page
+    page.route(
+        f"**{CHECK}",
+        lambda route: route.fulfill(
+            status=503,
+            headers={"retry-after": "30", "content-type": "application/json"},
+            body='{"error": "unavailable", "message": "", "padding": ""}',
+        ),
+    )
+    page.goto(site.api.url + "/")
+    frame = widget(page)
+    submit(frame, not_found)
+    problems = FR["problems"]
+    expect(frame.locator("#answer-title")).to_have_text(problems["unavailable_title"])
+    expect(frame.locator("#answer")).to_contain_text("30 secondes")
+    assert active_id(frame) == "answer-title"
+    screenshot(page, "unavailable")
+    page.unroute(f"**{CHECK}")
+    page.route(f"**{CHECK}", lambda route: route.abort())
+    frame.locator("#submit").click()
+    expect(frame.locator("#answer-title")).to_have_text(problems["error_title"])
+
+
+def test_rate_limited_check_shows_when_to_retry(
+    dataset: Dataset,
+    browser: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    affected: Probe,
+    not_found: Probe,
+) -> None:
+    env = {
+        "SELFCHECK_INDEX_PATH": str(dataset.index),
+        "SELFCHECK_KEY_FILE": str(dataset.key),
+        "SELFCHECK_RESPONSE_FLOOR_MS": "0",
+        "SELFCHECK_HASH_CONCURRENCY": "1",
+        "SELFCHECK_LIMITS_PER_NETWORK": "1/minute",
+    }
+    log = tmp_path_factory.mktemp("limited") / "api.log"
+    with api_server(env, log) as limited:
+        tab = open_tab(browser)
+        try:
+            page = tab.page
+            page.goto(limited.url + "/")
+            frame = widget(page)
+            submit(frame, not_found)
+            expect(frame.locator("#answer-title")).to_have_text(FR["answer"]["not_found"]["title"])
+            submit(frame, affected)
+            problems = FR["problems"]
+            expect(frame.locator("#answer-title")).to_have_text(problems["rate_limited_title"])
+            text = frame.locator("#answer").inner_text()
+            assert "1 minute" in text
+            assert re.search(r"\b\d{2}:\d{2}\b", text), text
+            assert active_id(frame) == "answer-title"
+            assert [r.response().status for r in tab.checks() if r.response()] == [200, 429]
+            # Nothing to retype when the wait is over.
+            expect(frame.locator("#again")).to_have_count(0)
+            expect(frame.locator("#name")).to_have_value(affected.last_name)
+            screenshot(page, "rate-limited")
+        finally:
+            tab.page.context.close()
+
+
+# ---- The client-side rules are the server's rules ---------------------------------
+
+
+def python_nir(raw: str) -> str | None:
+    try:
+        normalise_nir(raw)
+    except InvalidIdentity as exc:
+        return str(exc)
+    return None
+
+
+def python_date(iso: str, today: date) -> bool:
+    try:
+        parse_birth_date(iso, today=today)
+    except InvalidIdentity:
+        return False
+    return True
+
+
+def python_name(raw: str) -> str | None:
+    try:
+        return normalise_last_name(raw.strip())
+    except InvalidIdentity:
+        return None
+
+
+def nir_cases(dataset: Dataset) -> list[str]:
+    rng = random.Random(5)
+    base = [p.nir for p in dataset.probes]
+    cases = [*base, "", " ", "1" * 41, "1 85 03 75 115 423 57", "185037511542357"]
+    alphabet = "0123456789AB .-x"
+    for nir in [n for n in base if python_nir(n) is None][:150]:
+        body = compact(nir)
+        for month in ("00", "13", "19", "20", "30", "31", "42", "43", "49", "50", "99"):
+            b = body[:3] + month + body[5:13]
+            cases.append(b + stdnum_nir.calc_check_digits(b))
+        for sex in "0569":
+            b = sex + body[1:13]
+            cases.append(b + stdnum_nir.calc_check_digits(b))
+        b = body[:10] + "000"
+        cases.append(b + stdnum_nir.calc_check_digits(b))
+        for department in ("2A", "2B", "2a"):
+            b = body[:5] + department + body[7:13]
+            cases.append(b + stdnum_nir.calc_check_digits(b.upper()))
+        cases.append(body[:5] + "2C" + body[7:])
+        i = rng.randrange(len(body))
+        cases.append(body[:i] + rng.choice(alphabet) + body[i + 1 :])
+        cases.append(body[:i] + body[i + 1 :])
+        cases.append(body[:i] + rng.choice("0123456789") + body[i:])
+        cases.append(body.lower())
+        cases.append("\u00a0".join((body[:5], body[5:10], body[10:])))
+        cases.append(body[:13] + f"{(int(body[13:]) + rng.randrange(1, 97)) % 100:02d}")
+    cases.append("１８５０３７５１１５４２３５７")  # full-width digits are not digits here
+    return cases
+
+
+def name_cases(dataset: Dataset) -> list[str]:
+    tricky = [
+        "", " ", "-", "' '", "...", "Ø", "Œuvre", "Straße", "ﬁlippi", "Łukasz", "Müller",
+        "d'Artagnan", "名前", "x" * 100, "x" * 101, " " + "x" * 100 + " ", "Ñúñez", "e\u0301",
+        "ıi", "Αλέξης", "Þór", "ǅ", "Æsa", "Ｄｕｐｏｎｔ", "O\u2019Neil", "van der Berg",
+    ]  # fmt: skip
+    return [p.last_name for p in dataset.probes] + tricky
+
+
+def test_client_rules_match_the_server_rules(site: Site, tab: Tab, dataset: Dataset) -> None:
+    page = tab.page
+    page.goto(site.api.url + "/widget")
+    page.locator("#nir").wait_for(state="visible")
+    today = date.today()
+    nirs = nir_cases(dataset)
+    dates = [p.birth_date for p in dataset.probes] + [
+        "1890-01-01", "1889-12-31", "2000-02-29", "1900-02-29", "2023-02-29", "1990-02-31",
+        "2024-13-01", "2024-00-10", "2024-04-31", "0990-01-01",
+        today.isoformat(), (today + timedelta(days=1)).isoformat(),
+    ]  # fmt: skip
+    names = name_cases(dataset)
+    candidates = [(p.nir, p.birth_date) for p in dataset.probes]
+    candidates += zip(nirs, dates * 20, strict=False)
+    pairs = [(n, d) for n, d in candidates if python_nir(n) is None and python_date(d, today)]
+    js = page.evaluate(
+        """([nirs, dates, names, pairs, today]) => {
+          const R = window.SelfcheckRules;
+          const [y, m, d] = today.split("-").map(Number);
+          const now = new Date(y, m - 1, d);
+          return {
+            nirs: nirs.map((n) => R.checkNir(n)),
+            dates: dates.map((iso) => { const [yy, mm, dd] = iso.split("-");
+                                        return R.checkDate(dd, mm, yy, now).code; }),
+            names: names.map((n) => [R.checkName(n), R.foldName(n.trim())]),
+            pairs: pairs.map(([n, iso]) => R.nirMatchesDate(n, iso)),
+            formats: nirs.map((n) => R.formatNir(n)),
+          };
+        }""",
+        [nirs, dates, names, pairs, today.isoformat()],
+    )
+    js_nirs = [{"nir_required": "nir_format"}.get(c, c) if c else None for c in js["nirs"]]
+    assert js_nirs == [python_nir(n) for n in nirs]
+    assert [c is None for c in js["dates"]] == [python_date(d, today) for d in dates]
+    for name, (code, folded) in zip(names, js["names"], strict=True):
+        expected = python_name(name)
+        assert (code is None) == (expected is not None), name
+        if expected is not None:
+            assert folded == expected, name
+    assert js["pairs"] == [
+        nir_matches_birth_date(normalise_nir(n), date.fromisoformat(d)) for n, d in pairs
+    ]
+    for raw, formatted in zip(nirs, js["formats"], strict=True):
+        if python_nir(raw) is None:
+            assert formatted == stdnum_nir.format(compact(raw)), raw
+    assert sum(c is None for c in js_nirs) > 100
+    assert set(js["pairs"]) == {True, False}
+    assert len({c for c in js_nirs if c}) == 3  # format, range and key errors all exercised
