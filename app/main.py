@@ -28,7 +28,7 @@ from app.middleware.catch_all import CatchAllMiddleware
 from app.middleware.response_floor import FloorStats, ResponseFloorMiddleware
 from app.middleware.security_headers import SecurityHeadersMiddleware
 from app.padded_json import PaddedJSON
-from app.rate_limit import RateLimits
+from app.rate_limit import RateLimits, StorageUnavailable
 from app.routes.check import build_check_router
 from app.routes.health import build_health_router
 from app.routes.widget import build_widget_router
@@ -45,18 +45,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     limits = RateLimits(settings)
     startup_message = StartupMessage()
     floor_stats = FloorStats()
+    # Outermost first. CORS sits outside the floor, the catch-all and the body cap so that
+    # every answer of /v1/check (413 and 500 included) carries the same CORS headers.
     middleware = [
-        # Outermost first.
         Middleware(OneLineStartupErrors, message=startup_message),
         Middleware(SecurityHeadersMiddleware),
-        Middleware(
-            ResponseFloorMiddleware,
-            floor_seconds=settings.response_floor_ms / 1000,
-            paths=[CHECK_PATH],
-            stats=floor_stats,
-        ),
-        Middleware(CatchAllMiddleware, renderer=renderer),
-        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, renderer=renderer),
     ]
     if settings.allowed_origins:
         middleware.append(
@@ -69,6 +62,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 max_age=600,
             )
         )
+    middleware += [
+        Middleware(
+            ResponseFloorMiddleware,
+            floor_seconds=settings.response_floor_ms / 1000,
+            paths=[CHECK_PATH],
+            stats=floor_stats,
+        ),
+        Middleware(CatchAllMiddleware, renderer=renderer),
+        Middleware(
+            BodyLimitMiddleware,
+            max_bytes=settings.max_body_bytes,
+            renderer=renderer,
+            counted_paths=[CHECK_PATH],  # oversize checks count against the rate limits too
+        ),
+    ]
     app = FastAPI(
         title="Patient breach self-check",
         version="1",
@@ -96,7 +104,7 @@ def _register_error_handlers(app: FastAPI, renderer: PaddedJSON) -> None:
 
     async def store_unavailable(request: Request, exc: Exception) -> Response:
         # Fail closed: without the shared counters nothing is checked.
-        logger.warning("rate-limit store unavailable (%s)", type(exc).__name__)
+        logger.warning("rate-limit store unavailable (%s)", type(exc.__cause__ or exc).__name__)
         return error_response(renderer, UNAVAILABLE)
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -106,6 +114,7 @@ def _register_error_handlers(app: FastAPI, renderer: PaddedJSON) -> None:
 
     app.add_exception_handler(RateLimitExceeded, constant(RATE_LIMITED))  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, constant(INVALID_REQUEST))  # type: ignore[arg-type]
+    app.add_exception_handler(StorageUnavailable, store_unavailable)
     app.add_exception_handler(StorageError, store_unavailable)
     app.add_exception_handler(RedisError, store_unavailable)
     app.add_exception_handler(StarletteHTTPException, http_error)

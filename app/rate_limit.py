@@ -1,62 +1,132 @@
 """Anti-enumeration limits: per client network, per target identity, and global.
 
-slowapi (with the ``limits`` engine) guards the route by network and globally,
-before the body is even parsed; the per-identity buckets need the validated
-body, which slowapi's key functions cannot read, so they use ``limits``
-directly on the same storage. Every storage key is an HMAC: no address, NIR,
-name or date ever reaches the store. Storage errors are never swallowed: the
-route answers 503 instead of checking unlimited (fail closed).
+slowapi (with the ``limits`` engine) guards the route by network and globally;
+its checks run in the route's synchronous wrapper, so in the thread pool, after
+the body-limit middleware has buffered the body and before the body is parsed.
+The per-identity buckets need the validated body, which slowapi's key functions
+cannot read, so they use ``limits`` directly on the same storage. Every storage
+key is an HMAC: no address, NIR, name or date ever reaches the store. Storage
+errors are never swallowed and never fall back to per-process memory: the route
+answers 503 instead of checking unlimited (fail closed).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
-import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from limits import RateLimitItem, parse_many
+from limits.errors import StorageError
 from limits.storage import Storage
 from limits.strategies import MovingWindowRateLimiter
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException, RedisError
+from redis.retry import Retry
 from slowapi import Limiter
 from starlette.requests import Request
 
-from app.client_address import client_ip, network_of, wide_network_of
-from app.settings import Settings
+from app.client_address import IPAddress, client_ip, network_of, wide_network_of
 from lookup_index import Identity, derive_subkey
 
-logger = logging.getLogger("app.rate_limit")
+if TYPE_CHECKING:  # settings validate with the helpers below, so no import at run time
+    from app.settings import Settings
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: slowapi reads a ``.env`` from the working directory unless given a file: give it an empty one.
 _EMPTY_CONFIG = Path(__file__).with_name("slowapi-empty.env")
-_REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster")
-KEY_PREFIX = "selfcheck"
+#: The shared stores we know how to bound in time (``limits`` passes them to redis-py).
+REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster")
+SUPPORTED_SCHEMES = ("memory", *REDIS_SCHEMES)
+#: Prefix of every key in a shared store, so a Redis shared with other apps stays tidy.
+STORE_PREFIX = "selfcheck"
+#: Version of the key scheme: bump it when key derivation changes, so old counters never mix in.
+KEY_PREFIX = "v1"
+#: What a failing store raises through ``limits`` and redis-py (cluster errors are not RedisError).
+STORE_ERRORS: tuple[type[Exception], ...] = (StorageError, RedisError, RedisClusterException)
+_SCOPE_CLIENT_KEY = "selfcheck.client_ip"
+_UNKNOWN = "unknown"
 
 
 class StorageUnavailable(Exception):
-    """The rate-limit store did not answer in time; callers must fail closed."""
+    """The rate-limit store failed or did not answer in time; callers must fail closed."""
+
+
+def parse_limits(value: str) -> list[RateLimitItem]:
+    """Parse a limit setting, refusing what slowapi would silently drop (a route left unlimited)."""
+    try:
+        items = parse_many(value)
+    except ValueError:
+        items = []
+    if not items:
+        raise ValueError(f"not a list of limits like '5/minute;20/hour': {value!r}")
+    return items
+
+
+def storage_scheme(uri: str) -> str:
+    """The scheme of a storage URI, refusing stores whose waits we cannot bound."""
+    scheme = urlsplit(uri).scheme
+    if scheme not in SUPPORTED_SCHEMES:
+        raise ValueError(
+            f"rate-limit storage {scheme or uri!r} is not supported: "
+            "use memory:// (one process) or redis://, rediss://, redis+unix://, "
+            "redis+sentinel://, redis+cluster://"
+        )
+    return scheme
+
+
+def storage_options(uri: str, timeout: float) -> dict[str, Any]:
+    """Options for ``limits.storage.storage_from_string``: errors raised, every wait bounded.
+
+    ``timeout`` bounds each connect and each command. Without it redis-py waits 5 s per
+    socket operation and, for Sentinel and Cluster clients, retries up to 10 times with
+    backoff (a Cluster client refreshes its slot map after a node error by itself, so it
+    needs no retry either): a hung Redis would hold a request, and a thread, for a minute.
+    """
+    scheme = storage_scheme(uri)
+    options: dict[str, Any] = {"wrap_exceptions": True}
+    if scheme == "memory":
+        return options
+    sockets = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    # No retry, and no backoff: a hung Redis costs one timeout, never several. The Retry
+    # object still lists timeouts and connection errors, because redis-py closes the
+    # connection only for the errors its Retry handles; a connection left open after a
+    # timeout would hand the late reply to the next command (Sentinel connections do not
+    # close themselves). A pooled connection broken by a restart is replaced at checkout.
+    options |= sockets | {
+        "key_prefix": STORE_PREFIX,
+        "health_check_interval": 0,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    if scheme == "redis+sentinel":
+        # limits hands redis-py an explicit (empty) sentinel_kwargs, so the connections to
+        # the sentinels would otherwise keep redis-py's 5 s timeouts and 10 retries.
+        options["sentinel_kwargs"] = sockets | {"retry": Retry(NoBackoff(), 0)}
+        # Counters are read where they are written: a lagging replica would under-count.
+        options["use_replicas"] = False
+    return options
 
 
 class RateLimits:
-    """Owns the limiter and its storage; one per app."""
+    """Owns the limiter and its storage; one per app (so one per worker process)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.per_process = settings.rate_limit_storage.startswith("memory://")
-        options: dict[str, Any] = {"wrap_exceptions": True}
-        if urlsplit(settings.rate_limit_storage).scheme in _REDIS_SCHEMES:
-            timeout = settings.rate_limit_timeout_ms / 1000
-            # Short timeouts: a hung Redis costs one timeout per request, never a frozen worker.
-            options |= {
-                "socket_timeout": timeout,
-                "socket_connect_timeout": timeout,
-                "retry_on_timeout": False,
-                "health_check_interval": 0,
-            }
+        self.per_process = storage_scheme(settings.rate_limit_storage) == "memory"
+        self._network_limits = settings.limits_per_network
+        self._wide_network_limits = settings.limits_per_ipv6_48
+        self._global_limits = settings.global_limit
+        for value in (self._network_limits, self._wide_network_limits, self._global_limits):
+            parse_limits(value)  # Settings checked them already; never hand slowapi a bad one
+        self._identity_limits = parse_limits(settings.limits_per_identity)
+        options = storage_options(
+            settings.rate_limit_storage, settings.rate_limit_timeout_ms / 1000
+        )
         self.limiter = Limiter(
             key_func=self._network_key,
             storage_uri=settings.rate_limit_storage,
@@ -69,84 +139,131 @@ class RateLimits:
             key_style="endpoint",
             config_filename=str(_EMPTY_CONFIG),
         )
-        # slowapi also reads RATELIMIT_* environment variables; none may turn limits off.
-        self.limiter.enabled = True
-        self.limiter._headers_enabled = False
-        self.limiter._swallow_errors = False
+        self._pin_limiter_config()
         self.storage: Storage = self.limiter.limiter.storage
-        self._identity_limits: list[RateLimitItem] = parse_many(settings.limits_per_identity)
         self._identity_strategy = MovingWindowRateLimiter(self.storage)
         self._network_key_secret = b""
         self._identity_key_secret = b""
 
+    def _pin_limiter_config(self) -> None:
+        """Undo what slowapi took from RATELIMIT_* environment variables.
+
+        slowapi reads its config file *and* the process environment; none of it may turn
+        limits off, swallow storage errors, fall back to per-process memory, add headers
+        that state a limit, or add limits we did not declare.
+        """
+        limiter = self.limiter
+        limiter.enabled = True
+        limiter._headers_enabled = False
+        limiter._swallow_errors = False
+        limiter._in_memory_fallback_enabled = False
+        limiter._in_memory_fallback = []
+        limiter._fallback_limiter = None
+        limiter._storage_dead = False
+        limiter._default_limits = []
+        limiter._application_limits = []
+        limiter._key_prefix = KEY_PREFIX
+        limiter._auto_check = True
+
     def bind_pepper(self, pepper: bytes) -> None:
-        """Derive the HMAC keys for storage keys (at start-up, once the pepper is read)."""
+        """Derive the HMAC keys for storage keys (at start-up, once the pepper is read).
+
+        They change only with the pepper, far less often than the longest window.
+        """
         self._network_key_secret = derive_subkey(pepper, "rate-limit/network")
         self._identity_key_secret = derive_subkey(pepper, "rate-limit/identity")
 
-    def _mac(self, secret: bytes, text: str) -> str:
+    @staticmethod
+    def _mac(secret: bytes, text: str) -> str:
         if not secret:
             raise RuntimeError("rate limits used before bind_pepper()")
         return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()[:32]
 
-    # --- slowapi key functions (called with the request, before the body is read) ----------
-    def _address(self, request: Request) -> Any:
-        cached = request.scope.get("selfcheck.client_ip")
-        if cached is None:
-            cached = client_ip(request.scope, self.settings.trusted_proxies) or "unknown"
-            request.scope["selfcheck.client_ip"] = cached
-        return cached
+    # --- slowapi key functions (called with the request, before the body is parsed) --------
+    def _address(self, request: Request) -> IPAddress | None:
+        scope = request.scope
+        if _SCOPE_CLIENT_KEY not in scope:
+            scope[_SCOPE_CLIENT_KEY] = client_ip(scope, self.settings.trusted_proxies)
+        return cast("IPAddress | None", scope[_SCOPE_CLIENT_KEY])
 
     def _network_key(self, request: Request) -> str:
+        # Requests without a peer address (e.g. a Unix socket) share one bucket: fail closed.
         address = self._address(request)
-        network = "unknown" if address == "unknown" else network_of(address)
+        network = _UNKNOWN if address is None else network_of(address)
         return "net:" + self._mac(self._network_key_secret, network)
 
     def _wide_network_key(self, request: Request) -> str:
         address = self._address(request)
-        wide = None if address == "unknown" else wide_network_of(address)
-        return "net48:" + self._mac(self._network_key_secret, wide or "none")
+        wide = None if address is None else wide_network_of(address)
+        return "net48:" + self._mac(self._network_key_secret, wide or _UNKNOWN)
 
     def _is_not_ipv6(self, request: Request) -> bool:
         address = self._address(request)
-        return address == "unknown" or wide_network_of(address) is None
+        return address is None or wide_network_of(address) is None
 
     @staticmethod
     def _global_key(request: Request) -> str:
         return "global"
 
     def guard(self, endpoint: F) -> F:
-        """Decorate a route: global ceiling, per-network and per-/48 limits, in that order."""
-        s = self.settings
-        guarded = self.limiter.limit(s.limits_per_network, key_func=self._network_key)(endpoint)
+        """Decorate a synchronous route with the per-network, per-/48 and global limits.
+
+        slowapi evaluates them in the order added and stops at the first one exceeded, so
+        a network already over its limit never spends the global budget of everyone else.
+        Store failures become :class:`StorageUnavailable`, whatever the client library.
+        """
+        guarded = self.limiter.limit(self._network_limits, key_func=self._network_key)(endpoint)
         guarded = self.limiter.limit(
-            s.limits_per_ipv6_48, key_func=self._wide_network_key, exempt_when=self._is_not_ipv6
+            self._wide_network_limits,
+            key_func=self._wide_network_key,
+            exempt_when=self._is_not_ipv6,
         )(guarded)
-        guarded = self.limiter.limit(s.global_limit, key_func=self._global_key)(guarded)
-        return guarded  # type: ignore[no-any-return]
+        guarded = self.limiter.limit(self._global_limits, key_func=self._global_key)(guarded)
+
+        @functools.wraps(guarded)
+        def fail_closed(*args: Any, **kwargs: Any) -> Any:
+            request = kwargs.get("request")  # FastAPI passes every parameter by keyword
+            if not isinstance(request, Request):
+                raise TypeError("a guarded route must take `request: Request`")
+            # slowapi marks a request as checked in request.state. A server that hands every
+            # request the same lifespan-state dict (asgi-lifespan does; the ASGI spec asks for
+            # a copy per request) would turn the limits off after the first request.
+            state = dict(request.scope.get("state") or {})
+            kwargs["request"] = Request({**request.scope, "state": state}, request.receive)
+            try:
+                return guarded(*args, **kwargs)
+            except STORE_ERRORS as exc:
+                raise StorageUnavailable(type(exc).__name__) from exc
+
+        return cast(F, fail_closed)
 
     # --- identity buckets (called after validation, before hashing) ------------------------
+    def identity_keys(self, identity: Identity) -> tuple[str, str]:
+        name_and_birth = f"{identity.last_name}|{identity.birth_date.isoformat()}"
+        return (
+            "nir:" + self._mac(self._identity_key_secret, identity.nir),
+            "namebirth:" + self._mac(self._identity_key_secret, name_and_birth),
+        )
+
     def hit_identity(self, identity: Identity) -> bool:
         """Count one attempt against the identity's NIR and (name, birth date) buckets."""
-        keys = (
-            "nir:" + self._mac(self._identity_key_secret, identity.nir),
-            "namebirth:"
-            + self._mac(
-                self._identity_key_secret, f"{identity.last_name}|{identity.birth_date}"
-            ),
-        )
-        for limit in self._identity_limits:
-            for key in keys:
-                if not self._identity_strategy.hit(limit, KEY_PREFIX, "identity", key):
-                    return False
+        keys = self.identity_keys(identity)
+        try:
+            for limit in self._identity_limits:
+                for key in keys:
+                    if not self._identity_strategy.hit(limit, KEY_PREFIX, "identity", key):
+                        return False
+        except STORE_ERRORS as exc:
+            raise StorageUnavailable(type(exc).__name__) from exc
         return True
 
     def storage_ready(self) -> bool:
+        """One bounded round trip to the store (blocking: call it from a thread)."""
         try:
             return bool(self.storage.check())
         except Exception:  # any failure of the store means "not ready"
             return False
 
     def reset(self) -> None:
-        """Forget every counter (tests and operators' drills only)."""
+        """Forget every counter of this service (operators' drills only)."""
         self.storage.reset()

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretBytes, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.rate_limit import parse_limits, storage_scheme
 from lookup_index import load_pepper
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -28,7 +29,12 @@ class Settings(BaseSettings):
     """Everything the service reads from its environment; no ``.env`` unless one is named."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SELFCHECK_", env_file=None, extra="ignore", frozen=True
+        env_prefix="SELFCHECK_",
+        env_file=None,
+        extra="ignore",
+        frozen=True,
+        # A refused value may be a secret (a Redis URL with its password): never echo it.
+        hide_input_in_errors=True,
     )
 
     index_path: Path = Path("index.bin")
@@ -46,7 +52,8 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Rate limiting (see README "Rate limits").
-    rate_limit_storage: str = "memory://"
+    #: May hold a password (redis://:password@host), so it stays out of repr().
+    rate_limit_storage: str = Field(default="memory://", repr=False)
     limits_per_network: str = "5/minute;20/hour;50/day"
     limits_per_ipv6_48: str = "50/minute;200/hour;500/day"
     limits_per_identity: str = "10/day"
@@ -76,6 +83,21 @@ class Settings(BaseSettings):
         if isinstance(items, list):
             return [ipaddress.ip_network(str(item), strict=False) for item in items]
         return items
+
+    @field_validator(
+        "limits_per_network", "limits_per_ipv6_48", "limits_per_identity", "global_limit"
+    )
+    @classmethod
+    def _parse_limits(cls, value: str) -> str:
+        # slowapi would log and drop a limit it cannot parse, leaving the route unlimited.
+        parse_limits(value)
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _known_storage(cls, value: str) -> str:
+        storage_scheme(value)
+        return value
 
     @model_validator(mode="after")
     def _one_process_for_memory_storage(self) -> Settings:

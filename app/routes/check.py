@@ -7,6 +7,8 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from app.check_service import CheckService
+from app.errors import PAYLOAD_TOO_LARGE, error_response
+from app.middleware.body_limit import BODY_TOO_LARGE
 from app.rate_limit import RateLimits
 from app.schemas import CheckAnswer, CheckRequest, ErrorBody
 
@@ -42,6 +44,8 @@ def build_check_router(limits: RateLimits) -> APIRouter:
     @limits.guard
     def check(request: Request, body: RawBody) -> Response:
         service: CheckService = request.state.service
+        if request.scope.get(BODY_TOO_LARGE):  # refused here, after the limits counted it
+            return error_response(service.renderer, PAYLOAD_TOO_LARGE)
         return service.answer(request.headers, body)
 
     # slowapi's wrapper is synchronous when the endpoint is, so its storage calls run in

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.client_address import client_ip, network_of, parse_ip, wide_network_of
+
+PROXY = ipaddress.ip_network("10.0.0.0/8")
+LB = ipaddress.ip_network("192.0.2.10/32")
+
+
+def scope(peer: str | None, *forwarded: str) -> dict[str, Any]:
+    headers = [(b"x-forwarded-for", value.encode("latin-1")) for value in forwarded]
+    return {"client": (peer, 50000) if peer is not None else None, "headers": headers}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        (" 198.51.100.7 ", "198.51.100.7"),
+        ("198.51.100.7:51234", "198.51.100.7"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("[::ffff:198.51.100.7]:443", "198.51.100.7"),
+        ("2001:db8::1", "2001:db8::1"),
+        ("[2001:db8::1]", "2001:db8::1"),
+        ("[2001:db8::1]:8443", "2001:db8::1"),
+        ("fe80::1%eth0", "fe80::1"),
+        ("2001:DB8:0:0:0:0:0:1", "2001:db8::1"),
+    ],
+)
+def test_parse_ip_normalises_every_spelling_of_one_address(text: str, expected: str) -> None:
+    assert str(parse_ip(text)) == expected
+
+
+@pytest.mark.parametrize("text", ["", "unknown", "_hidden", "198.51.100", "1.2.3.4:x", "[::1"])
+def test_parse_ip_refuses_what_is_not_an_address(text: str) -> None:
+    assert parse_ip(text) is None
+
+
+def test_the_socket_peer_is_used_when_no_proxy_is_trusted() -> None:
+    spoofed = scope("203.0.113.5", "198.51.100.1, 198.51.100.2")
+    assert str(client_ip(spoofed, [])) == "203.0.113.5"
+
+
+def test_forwarded_for_from_an_untrusted_peer_is_ignored() -> None:
+    spoofed = scope("203.0.113.5", "10.1.1.1")
+    assert str(client_ip(spoofed, [PROXY])) == "203.0.113.5"
+
+
+def test_a_trusted_proxy_yields_the_right_most_untrusted_hop() -> None:
+    # The client wrote "198.51.100.1, 198.51.100.2"; the proxy appended what it saw.
+    forged = scope("10.0.0.2", "198.51.100.1, 198.51.100.2, 203.0.113.9")
+    assert str(client_ip(forged, [PROXY])) == "203.0.113.9"
+
+
+def test_a_chain_of_trusted_proxies_is_walked_right_to_left() -> None:
+    chain = scope("192.0.2.10", "198.51.100.1, 203.0.113.9", "10.4.5.6")
+    assert str(client_ip(chain, [PROXY, LB])) == "203.0.113.9"
+
+
+def test_a_trusted_proxy_without_forwarded_for_is_the_client() -> None:
+    assert str(client_ip(scope("10.0.0.2"), [PROXY])) == "10.0.0.2"
+
+
+def test_an_unparsable_hop_stops_the_walk_at_the_last_vouched_address() -> None:
+    garbled = scope("192.0.2.10", "203.0.113.9, garbage", "10.4.5.6")
+    assert str(client_ip(garbled, [PROXY, LB])) == "10.4.5.6"
+
+
+def test_ipv4_mapped_peers_fold_to_ipv4_and_match_ipv4_proxies() -> None:
+    assert str(client_ip(scope("::ffff:10.0.0.2", "203.0.113.9"), [PROXY])) == "203.0.113.9"
+    assert str(client_ip(scope("::ffff:198.51.100.7"), [])) == "198.51.100.7"
+
+
+def test_an_ipv6_client_behind_a_trusted_proxy() -> None:
+    forwarded = scope("10.0.0.2", "[2001:db8:1:2::77]:5555")
+    assert str(client_ip(forwarded, [PROXY])) == "2001:db8:1:2::77"
+
+
+def test_no_peer_means_no_address() -> None:
+    assert client_ip(scope(None, "203.0.113.9"), [PROXY]) is None
+
+
+ipv6_hosts = st.integers(min_value=0, max_value=2**64 - 1)
+prefixes = st.integers(min_value=0, max_value=2**64 - 1)
+
+
+@given(prefixes, ipv6_hosts, ipv6_hosts)
+def test_every_address_of_one_ipv6_64_is_one_network(prefix: int, a: int, b: int) -> None:
+    first = ipaddress.IPv6Address((prefix << 64) | a)
+    second = ipaddress.IPv6Address((prefix << 64) | b)
+    assert network_of(first) == network_of(second)
+    assert wide_network_of(first) == wide_network_of(second)
+
+
+@given(prefixes, prefixes, ipv6_hosts)
+def test_different_64s_are_different_networks(p: int, q: int, host: int) -> None:
+    first = ipaddress.IPv6Address((p << 64) | host)
+    second = ipaddress.IPv6Address((q << 64) | host)
+    assert (network_of(first) == network_of(second)) == (p == q)
+    assert (wide_network_of(first) == wide_network_of(second)) == (p >> 16 == q >> 16)
+
+
+@given(st.integers(min_value=0, max_value=2**32 - 1), st.integers(min_value=0, max_value=2**32 - 1))
+def test_each_ipv4_address_is_its_own_network(a: int, b: int) -> None:
+    first, second = ipaddress.IPv4Address(a), ipaddress.IPv4Address(b)
+    assert (network_of(first) == network_of(second)) == (a == b)
+    assert wide_network_of(first) is None
