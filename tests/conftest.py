@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -46,7 +45,9 @@ async def app_factory(
     """Build an app, run its lifespan, and return (app, client factory)."""
     managers: list[LifespanManager] = []
 
-    async def build(client_ip: str = "127.0.0.7", **overrides: Any) -> tuple[FastAPI, httpx.AsyncClient]:
+    async def build(
+        client_ip: str = "127.0.0.7", **overrides: Any
+    ) -> tuple[FastAPI, httpx.AsyncClient]:
         app = create_app(make_settings(**overrides))
         manager = LifespanManager(app)
         await manager.__aenter__()
