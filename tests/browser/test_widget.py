@@ -2,8 +2,10 @@
 
 One browser and one API server for the module (a second API with tight limits only for
 the 429 test); a second static server on another port plays a practice's website, so
-the cross-origin guarantees are exercised by the browser itself. Screenshots of every
-state and the axe reports go to test-artifacts/browser/.
+the cross-origin guarantees are exercised by the browser itself, including that what its
+scripts can see of the widget (the iframe's height, the widget's messages, the scroll)
+is the same whether the patient is affected or not. Screenshots of every state and the
+axe reports go to test-artifacts/browser/.
 """
 
 from __future__ import annotations
@@ -412,6 +414,141 @@ def test_iframe_resizes_to_its_content_and_ignores_forged_messages(
     expect(frame.locator("#answer")).to_be_empty()
     expect_fits(page, frame)
     assert iframe_height(page) < grown
+
+
+#: A phone and a desktop: the iframe is 100% wide up to 42rem.
+WIDTHS = (320, 1280)
+CATALOGUES = {"fr": FR, "en": EN}
+
+
+@dataclass(frozen=True)
+class Seen:
+    """All a script on the host page can see of the widget once an answer is shown."""
+
+    height: float
+    title: str | None
+    scroll: float
+    messages: tuple[str, ...]
+
+
+def settled_messages(page: Page) -> list[Any]:
+    """The host's record of the widget's messages, once no new one came for a while."""
+    count = -1
+    for _ in range(40):
+        messages: list[Any] = page.evaluate("window.spyMessages")
+        if len(messages) == count:
+            return messages
+        count = len(messages)
+        page.wait_for_timeout(150)
+    pytest.fail(f"the widget keeps posting messages: {messages[-5:]}")
+
+
+def seen_by_the_host(page: Page) -> Seen:
+    messages = settled_messages(page)
+    assert {m["origin"] for m in messages} == {
+        page.locator("iframe").evaluate("f => new URL(f.src).origin")
+    }
+    return Seen(
+        height=iframe_height(page),
+        title=page.locator("iframe").get_attribute("title"),
+        scroll=float(page.evaluate("window.scrollY")),
+        messages=tuple(json.dumps(m, sort_keys=True) for m in messages),
+    )
+
+
+def answer_seen_by_the_host(page: Page, url: str, probe: Probe, lang: str) -> Seen:
+    page.goto(url)
+    frame = widget(page)
+    expect_fits(page, frame)
+    submit(frame, probe)
+    answer_title = CATALOGUES[lang]["answer"][probe.expected]["title"]
+    expect(frame.locator("#answer-title")).to_have_text(answer_title)
+    if probe.expected == "affected":
+        shown = frame.locator("#exposed li").evaluate_all("i => i.map(li => li.dataset.category)")
+        assert shown == list(probe.categories)
+    assert active_id(frame) == "answer-title"  # focus management unchanged
+    expect_fits(page, frame)  # the frame still fits its content: no inner scrollbar
+    expect_answer_in_view(page, frame)
+    return seen_by_the_host(page)
+
+
+def expect_answer_in_view(page: Page, frame: Frame) -> None:
+    """The host page scrolled to the answer's heading (once the frame had its new height)."""
+    viewport = page.viewport_size
+    assert viewport is not None
+    for _ in range(40):
+        top = iframe_top(page) + frame.locator("#answer-title").evaluate(
+            "h => h.getBoundingClientRect().top"
+        )
+        if 0 <= top < viewport["height"] / 2:
+            return
+        page.wait_for_timeout(50)
+    pytest.fail(f"the answer's heading is at {top} px in a {viewport['height']} px view")
+
+
+def iframe_top(page: Page) -> float:
+    return float(page.locator("iframe").evaluate("f => f.getBoundingClientRect().top"))
+
+
+def expect_iframe_height(page: Page, height: float) -> None:
+    for _ in range(100):
+        if iframe_height(page) == height:
+            settled_messages(page)
+            assert iframe_height(page) == height
+            return
+        page.wait_for_timeout(50)
+    pytest.fail(f"iframe {iframe_height(page)} px, expected {height} px")
+
+
+def test_the_host_page_cannot_tell_affected_from_not_found(
+    site: Site, browser: Any, dataset: Dataset
+) -> None:
+    """Height, messages, title and scroll position: the same for every outcome and category set.
+
+    The host page's scripts are what the iframe protects the patient from; an affected
+    answer 1,000 px taller than a not-found one would tell them. Heights may differ between
+    widths and languages (the host knows both), never between outcomes.
+    """
+    affected = sorted(
+        (p for p in dataset.by_expected("affected") if not mismatched(p)),
+        key=lambda p: (len(p.categories), p.nir),
+    )
+    not_found = [p for p in dataset.by_expected("not_found") if not mismatched(p)]
+    assert len(affected[0].categories) < len(affected[-1].categories)
+    probes = [affected[0], not_found[0], affected[-1], not_found[-1]]
+    tab = open_tab(browser)
+    page = tab.page
+    heights: dict[tuple[str, int], float] = {}
+    try:
+        for lang, width in itertools.product(("fr", "en"), WIDTHS):
+            page.set_viewport_size({"width": width, "height": 900})
+            url = f"{site.host_origin}/host-{lang}.html"
+            seen = [answer_seen_by_the_host(page, url, probe, lang) for probe in probes]
+            assert all(s == seen[0] for s in seen), (lang, width, seen)
+            assert seen[0].title == CATALOGUES[lang]["meta"]["title"]
+            heights[lang, width] = seen[0].height
+        print("iframe height on the host page for every answer:", heights)
+        assert heights["fr", WIDTHS[0]] > heights["fr", WIDTHS[-1]]  # measured, not a constant
+        # Once shown, an answer is measured again for a new width or language, and what the
+        # host sees meanwhile (every message, the scroll position) is the same either way.
+        desktop, phone = WIDTHS[-1], WIDTHS[0]
+        for lang, other in (("fr", "en"), ("en", "fr")):
+            later = []
+            for probe in (affected[0], not_found[0]):
+                page.set_viewport_size({"width": desktop, "height": 900})
+                answer_seen_by_the_host(page, f"{site.host_origin}/host-{lang}.html", probe, lang)
+                page.evaluate("window.spyMessages = []")
+                page.set_viewport_size({"width": phone, "height": 900})
+                expect_iframe_height(page, heights[lang, phone])
+                page.set_viewport_size({"width": desktop, "height": 900})
+                expect_iframe_height(page, heights[lang, desktop])
+                widget(page).locator("#switch").click()
+                expect_iframe_height(page, heights[other, desktop])
+                later.append(seen_by_the_host(page))
+            assert later[0] == later[1], (lang, later)
+            assert later[0].title == CATALOGUES[other]["meta"]["title"]
+    finally:
+        page.context.close()
 
 
 def test_english_from_data_lang_and_the_language_switch(site: Site, tab: Tab) -> None:

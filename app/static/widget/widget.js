@@ -326,6 +326,7 @@
       answer.className = "answer busy";
       answer.replaceChildren(el("p", {}, t("form.checking")));
       shown = null;
+      reserveAnswerSpace();
       reportSize();
     }
   }
@@ -342,20 +343,25 @@
   const section = (heading, ...content) => [el("h3", {}, heading), ...content];
   const external = (text, href) => el("a", { href, target: "_blank", rel: "noopener noreferrer" }, text);
 
-  function render(state, moveFocus) {
-    shown = state;
-    const answer = $("answer");
+  const ANSWERS = new Set(["affected", "not_found"]);
+
+  /** Catalogue paths of the exposed categories, in the answer's order (unknown codes: "other"). */
+  function categoryPaths(exposed) {
+    const known = lookup("answer.categories");
+    return [...new Set(exposed.map((code) => (Object.hasOwn(known, code) ? `answer.categories.${code}` : "answer.category_other")))];
+  }
+
+  /** The answer's heading and content, for a state (or, with state.paths, for given categories). */
+  function answerNodes(state) {
     const title = el("h2", { tabindex: "-1", id: "answer-title" });
     let content = [];
     if (state.kind === "affected") {
       const a = "answer.affected.";
       title.textContent = t(`${a}title`);
-      const known = lookup("answer.categories");
-      const categories = state.exposed.map((code) => (Object.hasOwn(known, code) ? `answer.categories.${code}` : "answer.category_other"));
       content = [
         el("p", {}, t(`${a}summary`)),
         ...(state.incident ? [el("p", { class: "incident" }, `${t("answer.incident")} ${state.incident}`)] : []),
-        ...section(t(`${a}exposed_heading`), el("ul", { id: "exposed" }, ...[...new Set(categories)].map((path) =>
+        ...section(t(`${a}exposed_heading`), el("ul", { id: "exposed" }, ...(state.paths || categoryPaths(state.exposed)).map((path) =>
           el("li", { "data-category": path.split(".").pop() }, el("span", { class: "category" }, t(`${path}.label`)), t(`${path}.meaning`))))),
         ...section(t(`${a}actions_heading`), list(lookup(`${a}actions`))),
         ...section(t(`${a}scams_heading`), list(lookup(`${a}scams`))),
@@ -376,16 +382,96 @@
       const values = state.retryAt ? { wait: waitText(state.seconds), time: clockText(state.retryAt) } : {};
       content = [el("p", {}, t(`problems.${state.kind}`, values))];
     }
-    if (state.kind === "affected" || state.kind === "not_found") {
+    if (ANSWERS.has(state.kind)) {
       // After a problem the form stays filled in, ready for the retry.
-      const again = el("button", { type: "button", class: "secondary", id: "again" }, t("answer.again"));
-      again.addEventListener("click", reset);
-      content.push(again);
+      content.push(el("button", { type: "button", class: "secondary", id: "again" }, t("answer.again")));
     }
+    return [title, ...content];
+  }
+
+  function render(state, moveFocus) {
+    shown = state;
+    const answer = $("answer");
+    const [title, ...content] = answerNodes(state);
     answer.className = `answer ${state.kind}`;
     answer.replaceChildren(title, ...content);
+    $("again")?.addEventListener("click", reset);
+    reserveAnswerSpace();
     reportSize();
-    if (moveFocus) title.focus();
+    if (moveFocus) focusAnswer(title);
+  }
+
+  function focusAnswer(title) {
+    // Focus alone would scroll the host page too, to show the heading, by an amount that
+    // depends on the heading's height (the two outcomes' titles wrap to different line
+    // counts) and that the host can read. The answer's top is at the same place whatever
+    // the outcome: bring that to the top of the view instead.
+    title.focus({ preventScroll: true });
+    const show = () => $("answer").scrollIntoView({ block: "start", inline: "nearest" });
+    const before = window.innerHeight;
+    if (!host || before >= Math.ceil(document.body.getBoundingClientRect().height)) {
+      show();
+      return;
+    }
+    // Not before the host has given the frame its new height: until then the answer lies
+    // below the frame's bottom, the frame would scroll inside itself, and the resize would
+    // undo it (leaving the host page showing the form). A host that never resizes: 1 s.
+    let timer = 0;
+    const done = () => {
+      window.removeEventListener("resize", onResize);
+      clearTimeout(timer);
+      show();
+    };
+    const onResize = () => {
+      if (window.innerHeight !== before) done();
+    };
+    window.addEventListener("resize", onResize);
+    timer = setTimeout(done, 1000);
+  }
+
+  // ---- The frame's height must not tell the host page the outcome ----------------------
+  // The host page sees the frame's height (it sets it from our messages), and its scripts
+  // are what the frame keeps the patient's data from. An affected answer is far taller than
+  // a not-found one, and grows with the exposed categories: so while either is shown, the
+  // result area takes the height it would have with the tallest possible answer (affected,
+  // every category and "other", measured at this width, in this language), and a shorter
+  // answer leaves blank space below the privacy notice. Problems (429, 503, invalid) happen
+  // before the lookup and say nothing of the outcome: they keep their own heights.
+  let reservedWidth = null;
+
+  function reserveAnswerSpace() {
+    const result = $("result");
+    result.style.minHeight = "";
+    reservedWidth = null;
+    if (!shown || !ANSWERS.has(shown.kind)) return;
+    const answer = $("answer");
+    const around = result.getBoundingClientRect().height - answer.getBoundingClientRect().height;
+    const every = [...Object.keys(lookup("answer.categories")).map((code) => `answer.categories.${code}`), "answer.category_other"];
+    const tallest = Math.max(
+      measureAnswer({ kind: "affected", incident: shown.incident, paths: every }),
+      measureAnswer({ kind: "not_found" }),
+    );
+    // CSSOM, not a style attribute: allowed by the page's CSP (no 'unsafe-inline').
+    result.style.minHeight = `${around + tallest}px`;
+    reservedWidth = answer.getBoundingClientRect().width;
+  }
+
+  /** An answer's height at the real answer's width: laid out hidden, measured, removed in one task. */
+  function measureAnswer(state) {
+    const copy = el("div", { class: `answer ${state.kind}` }, ...answerNodes(state));
+    for (const node of copy.querySelectorAll("[id]")) node.removeAttribute("id");
+    const box = el("div", { class: "measure", "aria-hidden": "true" }, copy);
+    $("result").append(box);
+    const height = copy.getBoundingClientRect().height;
+    box.remove();
+    return height;
+  }
+
+  function onWidthChange() {
+    // The frame's height also changes on every report: only a new width needs a new measure.
+    if (reservedWidth === null || $("answer").getBoundingClientRect().width === reservedWidth) return;
+    reserveAnswerSpace();
+    reportSize();
   }
 
   function waitText(seconds) {
@@ -403,6 +489,7 @@
     $("answer").replaceChildren();
     $("answer").className = "answer";
     shown = null;
+    reserveAnswerSpace();
     reportSize();
     $("nir").focus();
   }
@@ -440,6 +527,9 @@
     $("nir").addEventListener("keydown", onNirKeydown);
     for (const id of ["day", "month", "year"]) $(id).addEventListener("input", liveHint);
     $("app").hidden = false;
+    // A resize event comes before the ResizeObserver's callbacks in a frame's update: the
+    // reserved height is already right for the new width when the new height is reported.
+    window.addEventListener("resize", onWidthChange);
     if (host && "ResizeObserver" in window) new ResizeObserver(reportSize).observe(document.body);
     reportSize();
   }
