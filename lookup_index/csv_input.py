@@ -62,7 +62,11 @@ class ExportReader:
 
     @property
     def bytes_read(self) -> int:
-        return self._binary.tell() if self._binary is not None and not self._binary.closed else 0
+        if self._binary is None:
+            return 0
+        # Once consumed, the file is closed: report it whole, not 0, or the progress bar
+        # falls back to 0 % while the last chunks are still being hashed.
+        return self.size if self._binary.closed else self._binary.tell()
 
     def rows(self) -> Iterator[ExportRow]:
         try:
