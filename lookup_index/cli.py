@@ -15,7 +15,6 @@ from lookup_index.builder import BuildOptions, BuildSummary, build_index
 from lookup_index.categories import CATEGORIES, DEFAULT_INCIDENT_CATEGORIES, UnknownCategory
 from lookup_index.csv_input import parse_column_map
 from lookup_index.exceptions import InvalidIdentity, LookupIndexError
-from lookup_index.generator import generate
 from lookup_index.normalise import canonical_identity
 from lookup_index.pepper import generate_pepper_file, load_pepper
 from lookup_index.profiles import DEFAULT_PROFILE, PROFILES
@@ -32,6 +31,9 @@ def _keygen(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    # Imported here: Faker takes ~0.2 s to load, which `check` and `info` need not pay.
+    from lookup_index.generator import generate
+
     summary = generate(args.rows, args.seed, args.out, args.probes, args.probe_count)
     print(
         f"wrote {summary.rows} rows to {args.out} ({summary.invalid_rows} invalid, "
@@ -144,6 +146,16 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lookup-index", description="Build and query the breach lookup index."
@@ -157,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_keygen)
 
     p = sub.add_parser("generate", help="write a synthetic export and a probes file")
-    p.add_argument("--rows", type=int, required=True)
+    p.add_argument("--rows", type=_non_negative, required=True)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, required=True, help="export CSV to write")
     p.add_argument("--probes", type=Path, help="probes CSV to write (queries + expected answers)")
@@ -171,7 +183,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--key-file", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE.name)
-    p.add_argument("--workers", type=int, default=0, help="hashing processes (default: all cores)")
+    p.add_argument(
+        "--workers", type=_non_negative, default=0, help="hashing processes (default: all cores)"
+    )
     p.add_argument("--incident", default="incident", help="incident id stored in the header")
     p.add_argument("--incident-label", default="", help="incident label shown to patients")
     p.add_argument(

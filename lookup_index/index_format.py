@@ -149,6 +149,8 @@ def write_index(path: Path, header: IndexHeader, digests: DigestArray, values: V
         raise TypeError("digests must be S16 and values uint8")
     if len(digests) != header.count or len(values) != header.count:
         raise ValueError("header count does not match the arrays")
+    if len(digests) > 1 and not bool(np.all(digests[1:] > digests[:-1])):
+        raise ValueError("digests must be sorted and unique: a reader would miss keys")
     encoded = encode_header(header)
     layout = layout_for(len(encoded), header.count)
     checksum = hashlib.sha256()

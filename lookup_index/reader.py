@@ -18,7 +18,6 @@ from lookup_index.index_format import (
     DigestArray,
     IndexHeader,
     Layout,
-    ValueArray,
     parse_preamble,
 )
 from lookup_index.keyed_hash import DIGEST_SIZE, KeyedHasher, key_check_value
@@ -41,11 +40,9 @@ class IndexReader:
         self._digests: DigestArray = np.frombuffer(
             mapped, dtype=f"S{DIGEST_SIZE}", count=header.count, offset=layout.digests_offset
         )
-        self._values: ValueArray = np.frombuffer(
-            mapped, dtype=np.uint8, count=header.count, offset=layout.values_offset
-        )
-        # Value 0 is also what an empty index "finds": a harmless, constant decoy slot.
-        self._empty = header.count == 0
+        self._has_keys = header.count > 0
+        # For an empty index slot 0 points into the checksum: readable, never "found".
+        self._last_slot = max(header.count - 1, 0)
 
     @classmethod
     def open(cls, path: Path, *, verify_checksum: bool = True) -> IndexReader:
@@ -108,14 +105,14 @@ class IndexReader:
 
     def lookup_mask(self, digest: bytes) -> tuple[bool, int]:
         """(found, categories bitmask). A hit and a miss do exactly the same work."""
-        # searchsorted is a binary search whose step count depends only on the count.
-        position = int(self._digests.searchsorted(digest))
-        slot = min(position, max(self.header.count - 1, 0))
+        # searchsorted is a binary search whose step count depends only on the count;
+        # then one constant-time compare and one byte read, hit or miss.
+        slot = min(int(self._digests.searchsorted(digest)), self._last_slot)
         start = self._layout.digests_offset + slot * DIGEST_SIZE
-        candidate = self._mm[start : start + DIGEST_SIZE] if not self._empty else bytes(DIGEST_SIZE)
-        found = hmac.compare_digest(candidate, digest) and not self._empty
-        value = int(self._values[slot]) if not self._empty else 0
-        return found, value * found
+        found = (
+            hmac.compare_digest(self._mm[start : start + DIGEST_SIZE], digest) and self._has_keys
+        )
+        return found, self._mm[self._layout.values_offset + slot] * found
 
     def lookup(self, digest: bytes) -> LookupResult:
         found, mask = self.lookup_mask(digest)
@@ -128,8 +125,10 @@ class IndexReader:
         return data
 
     def close(self) -> None:
-        # numpy views hold buffer exports on the mmap; drop them before closing it.
-        del self._digests, self._values
+        if self._mm.closed:
+            return
+        # The numpy view holds a buffer export on the mmap; drop it before closing.
+        del self._digests
         self._mm.close()
 
     def __enter__(self) -> IndexReader:
