@@ -31,8 +31,10 @@ def _settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = "_".join(str(part) for part in first["loc"]).upper() or "settings"
-        raise SystemExit(f"selfcheck: invalid setting SELFCHECK_{field}: {first['msg']}") from None
+        field = "_".join(str(part) for part in first["loc"]).upper()
+        # A model-level check (several fields together) has no single field to name.
+        where = f"setting SELFCHECK_{field}" if field else "settings"
+        raise SystemExit(f"selfcheck: invalid {where}: {first['msg']}") from None
 
 
 def _preflight(settings: Settings) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Collection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("app.floor")
+OVERRUN_WARNING_INTERVAL = 60.0
 
 
 class FloorStats:
@@ -24,6 +25,18 @@ class FloorStats:
     def __init__(self) -> None:
         self.held = 0
         self.overruns = 0
+        self._last_warning = float("-inf")
+
+    def count_overrun(self, now: float) -> None:
+        """Count it; warn at most once a minute, so an overload cannot flood the log."""
+        self.overruns += 1
+        if now - self._last_warning >= OVERRUN_WARNING_INTERVAL:
+            self._last_warning = now
+            logger.warning(
+                "response floor overrun: %d responses ready after their deadline so far; "
+                "raise SELFCHECK_RESPONSE_FLOOR_MS or add capacity",
+                self.overruns,
+            )
 
 
 class ResponseFloorMiddleware:
@@ -45,6 +58,8 @@ class ResponseFloorMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
+            # A zero floor is "off" (tests, benchmarks): nothing to hold, no overrun to count.
+            or self.floor_seconds <= 0
             or scope["path"] not in self.paths
             or scope["method"] not in self.methods
         ):
@@ -69,8 +84,7 @@ class ResponseFloorMiddleware:
         if remaining > 0:
             await asyncio.sleep(remaining)
         else:
-            self.stats.overruns += 1
-            logger.warning("response floor overrun (total %d)", self.stats.overruns)
+            self.stats.count_overrun(loop.time())
         messages = held[:]
         held.clear()
         for message in messages:

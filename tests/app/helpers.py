@@ -1,0 +1,121 @@
+"""Helpers shared by the tests of /v1/check: request bodies, comparable responses, real processes.
+
+Limits are lifted in most tests (here as settings overrides and as environment
+variables) because those tests send hundreds of checks; the rate-limit tests
+exercise the real limits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from lookup_index.generator import Probe
+from tests.support.dataset import Dataset
+from tests.support.servers import START_TIMEOUT, ApiServer, free_port, stop_process
+
+CHECK = "/v1/check"
+GENEROUS_LIMITS: dict[str, Any] = {
+    "limits_per_network": "100000/minute",
+    "limits_per_ipv6_48": "100000/minute",
+    "limits_per_identity": "100000/day",
+    "global_limit": "100000/second",
+}
+GENEROUS_ENV = {f"SELFCHECK_{name.upper()}": value for name, value in GENEROUS_LIMITS.items()}
+#: Keys of every 200 body, whatever the outcome.
+ANSWER_KEYS = {"status", "incident", "exposed", "advice", "lang", "checked_at", "padding"}
+ERROR_KEYS = {"error", "message", "padding"}
+
+
+def body_of(probe: Probe, **extra: Any) -> dict[str, Any]:
+    return {
+        "nir": probe.nir,
+        "birth_date": probe.birth_date,
+        "last_name": probe.last_name,
+        **extra,
+    }
+
+
+def submitted_values(probe: Probe) -> list[str]:
+    """What a patient typed, and the spellings a log could turn it into."""
+    compact_nir = "".join(c for c in probe.nir if c.isalnum())
+    values = {probe.nir, compact_nir, compact_nir[:13], probe.birth_date, probe.last_name}
+    values.add(probe.last_name.upper())
+    return [v for v in values if len(v) >= 4]
+
+
+def envelope(response: httpx.Response) -> tuple[int, list[tuple[bytes, bytes]], int]:
+    """Status, raw header lines in order (minus Date), body length: what must never differ."""
+    headers = [(k.lower(), v) for k, v in response.headers.raw if k.lower() != b"date"]
+    return response.status_code, headers, len(response.content)
+
+
+def without_padding(response: httpx.Response) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads(response.content)
+    data.pop("padding")
+    return data
+
+
+def dataset_env(dataset: Dataset, **extra: str) -> dict[str, str]:
+    return {
+        "SELFCHECK_INDEX_PATH": str(dataset.index),
+        "SELFCHECK_KEY_FILE": str(dataset.key),
+        **GENEROUS_ENV,
+        **extra,
+    }
+
+
+def run_refusal(
+    argv: Sequence[str], env: Mapping[str, str], timeout: float = 30
+) -> tuple[int, str]:
+    """Run a command expected to refuse to start; returns (exit code, stdout+stderr)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SELFCHECK_")}
+    try:
+        done = subprocess.run(
+            list(argv),
+            env={**clean, **env},
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"{argv} did not exit within {timeout} s (it should refuse)") from exc
+    return done.returncode, (done.stdout + done.stderr).decode(errors="replace")
+
+
+@contextlib.contextmanager
+def python_server(
+    code: str, env: Mapping[str, str], log: Path, timeout: float = START_TIMEOUT
+) -> Iterator[ApiServer]:
+    """Like tests.support.servers.api_server, but runs ``python -c code`` (e.g. with a patch)."""
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SELFCHECK_")}
+    full_env = {**clean, **env, "SELFCHECK_HOST": "127.0.0.1", "SELFCHECK_PORT": str(port)}
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-c", code], env=full_env, stdout=handle, stderr=handle
+        )
+    server = ApiServer(port, process, log)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"API exited with {process.returncode}: {server.log_text()}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"API not up after {timeout} s: {server.log_text()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        stop_process(process)

@@ -1,0 +1,105 @@
+"""Bodies are counted as they arrive: over SELFCHECK_MAX_BODY_BYTES is the constant 413."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+from starlette.types import Message, Receive, Scope, Send
+
+from app.errors import PAYLOAD_TOO_LARGE
+from app.middleware.body_limit import BodyLimitMiddleware
+from app.padded_json import PaddedJSON
+from tests.app.helpers import CHECK, GENEROUS_LIMITS, body_of, envelope, without_padding
+from tests.support.dataset import Dataset
+
+JSON = {"content-type": "application/json"}
+LIMIT = 1024
+
+
+def padded_to(body: dict[str, Any], size: int) -> bytes:
+    """Valid JSON of exactly ``size`` bytes (trailing whitespace is legal JSON)."""
+    raw = orjson.dumps(body)
+    return raw + b" " * (size - len(raw))
+
+
+async def test_the_limit_is_exact_with_a_content_length(
+    app_factory: Callable[..., Any], dataset: Dataset
+) -> None:
+    _, http = await app_factory(max_body_bytes=LIMIT, **GENEROUS_LIMITS)
+    probe = dataset.by_expected("affected")[0]
+    at_limit = await http.post(CHECK, content=padded_to(body_of(probe), LIMIT), headers=JSON)
+    over = await http.post(CHECK, content=padded_to(body_of(probe), LIMIT + 1), headers=JSON)
+    assert at_limit.status_code == 200
+    assert envelope(over) == (413, *envelope(at_limit)[1:])
+    assert without_padding(over) == {
+        "error": PAYLOAD_TOO_LARGE.code,
+        "message": PAYLOAD_TOO_LARGE.message,
+    }
+    assert probe.last_name.encode() not in over.content
+
+
+async def test_a_chunked_body_is_cut_off_as_soon_as_it_passes_the_limit(
+    app_factory: Callable[..., Any], dataset: Dataset
+) -> None:
+    _, http = await app_factory(max_body_bytes=LIMIT, **GENEROUS_LIMITS)
+    reference = await http.post(CHECK, json=body_of(dataset.by_expected("affected")[0]))
+    sent = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(1000):
+            sent += 1
+            yield b" " * 256
+
+    request = http.build_request("POST", CHECK, content=endless(), headers=JSON)
+    assert "content-length" not in request.headers
+    assert request.headers["transfer-encoding"] == "chunked"
+    response = await http.send(request)
+    assert envelope(response) == (413, *envelope(reference)[1:])
+    # 256-byte chunks: the fifth passes 1024 bytes; nothing much after it is read.
+    assert sent <= 6
+
+
+async def test_a_chunked_body_under_the_limit_is_answered(
+    app_factory: Callable[..., Any], dataset: Dataset
+) -> None:
+    _, http = await app_factory(max_body_bytes=LIMIT, **GENEROUS_LIMITS)
+    raw = padded_to(body_of(dataset.by_expected("affected")[0]), LIMIT)
+
+    async def in_pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(raw), 100):
+            yield raw[start : start + 100]
+
+    response = await http.post(CHECK, content=in_pieces(), headers=JSON)
+    assert response.status_code == 200
+    assert orjson.loads(response.content)["status"] == "affected"
+
+
+async def test_a_lying_content_length_does_not_get_past_the_count() -> None:
+    """A small declared length does not let a large body through: bytes are counted."""
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": CHECK,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"10")],
+    }
+    chunks = [b" " * 600, b" " * 600, b"{}"]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        chunk = chunks.pop(0)
+        return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    async def must_not_run(scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("the app saw an over-limit body")
+
+    middleware = BodyLimitMiddleware(must_not_run, max_bytes=LIMIT, renderer=PaddedJSON(4096))
+    await middleware(scope, receive, send)
+    assert sent[0]["status"] == 413
+    assert len(sent[1]["body"]) == 4096
+    assert chunks == [b"{}"]  # the last chunk was never read

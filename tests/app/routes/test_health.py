@@ -1,0 +1,60 @@
+"""/healthz and /readyz: alive and ready, and nothing about counts, paths or versions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from app.main import create_app
+from app.settings import Settings
+from tests.support.dataset import Dataset
+
+
+def assert_reveals_nothing(response: httpx.Response, dataset: Dataset) -> None:
+    text = response.text
+    assert not re.search(r"\d", text), text  # no count, size, version or time
+    assert "/" not in text, text
+    for secret in (str(dataset.index), dataset.index.name, str(dataset.directory), "test-incident"):
+        assert secret not in text
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_healthz_says_alive_only(client: httpx.AsyncClient, dataset: Dataset) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "alive"}
+    assert_reveals_nothing(response, dataset)
+
+
+async def test_readyz_says_ready_once_the_index_is_loaded(
+    client: httpx.AsyncClient, dataset: Dataset
+) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ready"
+    assert response.json()["index"] == "loaded"
+    assert_reveals_nothing(response, dataset)
+
+
+async def test_readyz_is_503_before_start_up(
+    make_settings: Callable[..., Settings], dataset: Dataset
+) -> None:
+    """Without the lifespan (the index not opened), liveness holds and readiness does not."""
+    app = create_app(make_settings())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        assert (await http.get("/healthz")).status_code == 200
+        response = await http.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "not_ready"
+    assert_reveals_nothing(response, dataset)
+
+
+async def test_health_routes_are_not_in_the_public_schema(app_factory: Callable[..., Any]) -> None:
+    _, http = await app_factory(docs_enabled=True)
+    paths = (await http.get("/openapi.json")).json()["paths"]
+    assert "/healthz" not in paths
+    assert "/readyz" not in paths

@@ -1,0 +1,51 @@
+"""PaddedJSON: every body exactly the configured size, padding fresh and JSON-safe."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.padded_json import BodyTooLarge, PaddedJSON
+
+SIZE = 4096
+
+
+@given(
+    payload=st.dictionaries(
+        st.text(max_size=20).filter(lambda key: key != "padding"),
+        st.one_of(
+            st.text(max_size=300),
+            st.integers(-(2**63), 2**63 - 1),
+            st.lists(st.text(max_size=30), max_size=10),
+        ),
+        max_size=8,
+    )
+)
+def test_every_payload_is_padded_to_the_exact_size(payload: dict[str, object]) -> None:
+    body = PaddedJSON(SIZE).render(payload)
+    assert len(body) == SIZE
+    decoded = orjson.loads(body)
+    assert decoded.pop("padding")
+    assert decoded == payload
+
+
+def test_padding_is_never_the_same() -> None:
+    renderer = PaddedJSON(SIZE)
+    bodies = {renderer.render({"status": "not_found"}) for _ in range(50)}
+    assert len(bodies) == 50
+
+
+def test_a_payload_that_does_not_fit_is_refused() -> None:
+    with pytest.raises(BodyTooLarge):
+        PaddedJSON(SIZE).render({"text": "x" * SIZE})
+
+
+def test_the_response_has_the_uniform_headers() -> None:
+    response = PaddedJSON(SIZE).response({"error": "x"}, 422, {"retry-after": "60"})
+    assert response.status_code == 422
+    assert response.headers["content-length"] == str(SIZE)
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["retry-after"] == "60"

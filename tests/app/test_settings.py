@@ -1,0 +1,137 @@
+"""Settings: SELFCHECK_* variables, validated at start-up; no secret in a repr, log or error."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from app.settings import Settings
+from tests.support.dataset import Dataset
+
+REDIS_PASSWORD = "hunter2-not-a-real-password"  # noqa: S105 - a made-up value to look for
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in os.environ:
+        if name.startswith("SELFCHECK_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_are_those_of_the_issue(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert settings.response_floor_ms == 250
+    assert settings.max_body_bytes == 2048
+    assert settings.hash_concurrency == (os.cpu_count() or 1)
+    assert settings.trusted_proxies == []
+    assert settings.allowed_origins == []
+    assert settings.docs_enabled is False
+
+
+def test_environment_variables_are_read_with_the_prefix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SELFCHECK_INDEX_PATH", str(tmp_path / "i.bin"))
+    monkeypatch.setenv("SELFCHECK_RESPONSE_FLOOR_MS", "300")
+    monkeypatch.setenv("SELFCHECK_MAX_BODY_BYTES", "4096")
+    monkeypatch.setenv("SELFCHECK_ALLOWED_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("SELFCHECK_TRUSTED_PROXIES", "10.0.0.0/8 2001:db8::/32")
+    monkeypatch.setenv("SELFCHECK_HASH_CONCURRENCY", "3")
+    monkeypatch.setenv("SELFCHECK_DOCS_ENABLED", "true")
+    monkeypatch.setenv("RESPONSE_FLOOR_MS", "1")  # unprefixed: ignored
+    settings = Settings()
+    assert settings.index_path == tmp_path / "i.bin"
+    assert settings.response_floor_ms == 300
+    assert settings.max_body_bytes == 4096
+    assert settings.allowed_origins == ["https://a.example", "https://b.example"]
+    assert [str(n) for n in settings.trusted_proxies] == ["10.0.0.0/8", "2001:db8::/32"]
+    assert settings.hash_concurrency == 3
+    assert settings.docs_enabled is True
+
+
+def test_no_dotenv_is_read_unless_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("SELFCHECK_RESPONSE_FLOOR_MS=999\nRATELIMIT_ENABLED=false\n")
+    monkeypatch.chdir(tmp_path)
+    assert Settings().response_floor_ms == 250
+    assert Settings(_env_file=tmp_path / ".env").response_floor_ms == 999  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"response_floor_ms": -1},
+        {"max_body_bytes": 10},
+        {"hash_concurrency": 0},
+        {"trusted_proxies": "not-a-network"},
+        {"log_level": "verbose"},
+    ],
+)
+def test_invalid_values_are_refused(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        Settings(**overrides)
+
+
+def test_memory_storage_with_several_workers_is_refused_clearly() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(workers=2, rate_limit_storage="memory://")
+    message = refused.value.errors()[0]["msg"]
+    assert "memory://" in message
+    assert "SELFCHECK_RATE_LIMIT_STORAGE" in message
+    assert Settings(workers=2, rate_limit_storage="redis://127.0.0.1:6379/0").workers == 2
+
+
+def test_a_bare_key_file_name_is_looked_up_in_the_secrets_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dataset: Dataset
+) -> None:
+    secrets_dir = tmp_path / "run-secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "selfcheck-pepper").write_bytes(dataset.key.read_bytes())
+    monkeypatch.chdir(tmp_path)  # no file of that name here
+    monkeypatch.setenv("SELFCHECK_KEY_FILE", "selfcheck-pepper")
+    monkeypatch.setenv("SELFCHECK_SECRETS_DIR", str(secrets_dir))
+    settings = Settings()
+    assert settings.resolved_key_file() == secrets_dir / "selfcheck-pepper"
+    assert settings.load_pepper().get_secret_value() == dataset.key.read_bytes()
+    # A path with a directory part is taken as given.
+    monkeypatch.setenv("SELFCHECK_KEY_FILE", "elsewhere/selfcheck-pepper")
+    assert Settings().resolved_key_file() == Path("elsewhere/selfcheck-pepper")
+
+
+def test_the_default_secrets_directory_is_run_secrets(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Settings().resolved_key_file() == Path("/run/secrets/selfcheck.key")
+
+
+def test_secrets_never_show_in_a_repr_or_an_error(dataset: Dataset) -> None:
+    storage = f"redis://:{REDIS_PASSWORD}@127.0.0.1:6379/0"
+    settings = Settings(key_file=dataset.key, rate_limit_storage=storage, workers=2)
+    pepper = settings.load_pepper()
+    raw = dataset.key.read_bytes()
+    for text in (repr(settings), str(settings), repr(pepper), str(pepper)):
+        assert REDIS_PASSWORD not in text
+        assert raw.hex() not in text
+        assert repr(raw) not in text
+    with pytest.raises(ValidationError) as refused:
+        Settings(rate_limit_storage=f"redis://:{REDIS_PASSWORD}@127.0.0.1:6379/0", workers=0)
+    assert REDIS_PASSWORD not in str(refused.value)
+
+
+async def test_start_up_logs_no_secret(
+    app_factory: Callable[..., Any], dataset: Dataset, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    _, http = await app_factory()
+    assert (await http.get("/readyz")).status_code == 200
+    raw = dataset.key.read_bytes()
+    assert "index loaded" in caplog.text
+    assert raw.hex() not in caplog.text
+    assert repr(raw)[2:-1] not in caplog.text
