@@ -86,7 +86,7 @@ def test_the_rejects_reasons_listed_are_the_builders() -> None:
         "index loaded; ready",
         "selfcheck cannot start",
         "rate-limit store unavailable",
-        "response floor overrun (total",
+        "response floor overrun: ",
     ],
 )
 def test_the_log_lines_it_describes_are_the_apps(line: str) -> None:
