@@ -1,0 +1,1 @@
+"""One module per journey: patients, practice pages, and the two enumeration attacks."""

@@ -1,0 +1,213 @@
+"""Pieces every scenario shares: simulated client networks, the probes and the leaked
+list, page loading with its assets, and the shared ledger.
+
+Client networks: the API trusts ``X-Forwarded-For`` from 127.0.0.1 in the load-test
+run only (``run.sh`` sets ``SELFCHECK_TRUSTED_PROXIES=127.0.0.1/32``), so each
+simulated client presents its own network, as patients behind their own ISPs do.
+Patients draw from 10.0.0.0/9 and, for a quarter of them, from distinct IPv6 /48s
+of 2001:db8::/33; attackers from 10.128.0.0/9, so the two never share a bucket.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import random
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+from locust import FastHttpUser
+
+from loadtests.config import load_config
+from loadtests.ledger import Ledger, Tier, breaches
+from lookup_index.generator import Probe, read_probes
+
+CHECK_PATH = "/v1/check"
+WIDGET_PATH = "/widget"
+#: Assets a page references (scripts, styles, images, fonts, catalogues), relative or
+#: absolute paths; anything with a scheme or a host is another origin's and skipped.
+_ASSET = re.compile(
+    r"""(?:src|href)\s*=\s*["'](?![a-z][a-z0-9+.\-]*:|//)([^"'#?]+\.(?:js|mjs|css|svg|png|ico|webp|woff2?|json))""",
+    re.IGNORECASE,
+)
+_NIR_SEPARATORS = re.compile(r"[\s.\-]+")
+
+
+class NetworkAllocator:
+    """Hands out client addresses, each in a network (IPv4 address, IPv6 /48) never used
+    before in this run, so no two simulated clients share a rate-limit bucket."""
+
+    def __init__(self, second_octet_base: int, ipv6_base: int, ipv6_share: float) -> None:
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+        self._v4_base = second_octet_base
+        self._v6_base = ipv6_base
+        self._ipv6_share = ipv6_share
+        self._rng = random.Random()
+
+    def next(self) -> str:
+        with self._lock:
+            n = next(self._counter)
+            use_v6 = self._rng.random() < self._ipv6_share
+        if use_v6:
+            # 2001:db8::/32 (documentation prefix): 2**15 distinct /48s per population.
+            return f"2001:db8:{self._v6_base + n % 0x8000:x}::{n // 0x8000 + 1:x}"
+        host = n % (1 << 23)
+        return f"10.{self._v4_base + (host >> 16)}.{(host >> 8) & 0xFF}.{host & 0xFF}"
+
+
+@cache
+def patient_networks() -> NetworkAllocator:
+    return NetworkAllocator(second_octet_base=0, ipv6_base=0, ipv6_share=0.25)
+
+
+@cache
+def attacker_networks() -> NetworkAllocator:
+    return NetworkAllocator(second_octet_base=128, ipv6_base=0x8000, ipv6_share=0.0)
+
+
+@cache
+def ledger() -> Ledger:
+    return Ledger()
+
+
+@dataclass(frozen=True, slots=True)
+class ProbePool:
+    valid: list[Probe]
+    invalid: list[Probe]
+
+
+@cache
+def probe_pool(path: Path) -> ProbePool:
+    probes = read_probes(path)
+    valid = [p for p in probes if p.expected in ("affected", "not_found")]
+    invalid = [p for p in probes if p.expected == "invalid"]
+    if not valid:
+        raise RuntimeError(f"no valid probes in {path}")
+    return ProbePool(valid, invalid)
+
+
+def leaked_identities(path: Path, limit: int = 20_000) -> list[dict[str, str]]:
+    """The first ``limit`` rows of the generated export, as an attacker would submit them
+    (dates turned into ISO, the only format the API takes)."""
+    rows: list[dict[str, str]] = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        delimiter = ";" if ";" in handle.readline() else ","
+        handle.seek(0)
+        for row in csv.DictReader(handle, delimiter=delimiter):
+            born = row["birth_date"]
+            if "/" in born:
+                day, month, year = born.split("/")
+                born = f"{year}-{month}-{day}"
+            rows.append({"nir": row["nir"], "birth_date": born, "last_name": row["last_name"]})
+            if len(rows) >= limit:
+                break
+    return rows
+
+
+def cycle_shuffled(items: list[dict[str, str]], seed: int) -> Iterator[dict[str, str]]:
+    order = items[:]
+    random.Random(seed).shuffle(order)
+    return itertools.cycle(order)
+
+
+def query_of(probe: Probe) -> dict[str, str]:
+    return {"nir": probe.nir, "birth_date": probe.birth_date, "last_name": probe.last_name}
+
+
+def mistype_nir(nir: str, rng: random.Random) -> str:
+    """One wrong digit among the order number: the NIR key (mod 97) always catches it."""
+    compact = _NIR_SEPARATORS.sub("", nir).upper()
+    position = rng.randrange(10, 13)
+    wrong = rng.choice([d for d in "0123456789" if d != compact[position]])
+    return compact[:position] + wrong + compact[position + 1 :]
+
+
+def mistype_name(name: str, rng: random.Random) -> str:
+    """One doubled letter: still a well-formed name, no longer the patient's."""
+    letters = [i for i, c in enumerate(name) if c.isalpha()]
+    i = rng.choice(letters)
+    return name[: i + 1] + name[i] + name[i + 1 :]
+
+
+def page_with_assets(
+    user: Any,
+    path: str,
+    headers: dict[str, str],
+    group: str,
+    widget_optional: bool,
+    lang: str = "fr",
+) -> None:
+    """GET a page, then every same-origin asset it references, like a browser with a cold
+    cache. A 404 passes only with LOADTEST_WIDGET_OPTIONAL (before the widget existed)."""
+    html = get_ok(user, path, headers, f"{group}: GET {path}", widget_optional)
+    for reference in dict.fromkeys(_ASSET.findall(html)):
+        asset = urljoin(path, reference)
+        get_ok(user, asset, headers, f"{group}: GET {asset}", widget_optional)
+    if path == WIDGET_PATH and html:
+        # What widget.js fetches once it runs: its message catalogue for the page's language.
+        catalogue = f"{WIDGET_PATH}/i18n/{lang}.json"
+        get_ok(user, catalogue, headers, f"{group}: GET {catalogue}", widget_optional)
+
+
+def get_ok(user: Any, path: str, headers: dict[str, str], name: str, optional: bool) -> str:
+    with user.client.get(path, headers=headers, name=name, catch_response=True) as response:
+        if response.status_code == 200:
+            response.success()
+            return str(response.text or "")
+        if response.status_code == 404 and optional:
+            response.success()
+        else:
+            response.failure(f"HTTP {response.status_code}")
+    return ""
+
+
+def think(rng: random.Random) -> None:
+    config = load_config()
+    # time.sleep is gevent's under Locust: only this simulated user waits.
+    time.sleep(rng.uniform(config.think_min_s, config.think_max_s))
+
+
+def post_attack(
+    user: FastHttpUser,
+    scenario: str,
+    key: str,
+    body: dict[str, str],
+    xff: str,
+    tiers: list[Tier],
+    admitted_statuses: tuple[int, ...],
+    name: str,
+) -> int:
+    """Send one attack request, judge it, record it; returns the HTTP status."""
+    config = load_config()
+    sent = time.time()
+    response: Any
+    with user.client.post(
+        CHECK_PATH, json=body, headers={"X-Forwarded-For": xff}, name=name, catch_response=True
+    ) as response:
+        status = response.status_code
+        if status == 429:
+            ledger().attack(scenario, key, False, "refused (429)", sent)
+            response.success()
+        elif status in admitted_statuses:
+            times = ledger().attack(scenario, key, True, f"admitted ({status})", sent)
+            found = breaches({key: times}, tiers, config.clock_slack_s)
+            if found:
+                worst = found[0]
+                response.failure(
+                    f"admitted beyond the limit {worst.tier}: "
+                    f"{worst.admitted_in_window} > {worst.allowed}"
+                )
+            else:
+                response.success()
+        else:
+            ledger().attack(scenario, key, False, f"unexpected (HTTP {status})", sent)
+            response.failure(f"HTTP {status}")
+    return int(status)

@@ -1,0 +1,319 @@
+"""Judge a load-test run: read Locust's CSV and the scenarios' ledger, check every
+threshold, write ``summary.md`` and ``summary.json``, exit 1 if any threshold failed.
+
+    python -m loadtests.thresholds loadtests/results/<run>
+
+Thresholds (see README.md, "Reading the results"):
+
+- patients: no unexpected outcome (wrong answer, 429, 5xx, wrong body size), p99 of
+  their checks within the response floor + margin, at (nearly) the target rate;
+- practice pages: no error;
+- attackers: admitted requests never exceed the configured limits in any window
+  (recounted here from the ledger), and each attack was actually refused at least
+  once (an attack too small to meet its limit proves nothing).
+
+No Locust import here: pytest imports this module.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from loadtests.ledger import (
+    LIST_MANY_NETWORKS,
+    LIST_ONE_NETWORK,
+    NIR_COMPLETION,
+    PATIENT_CHECK_NAME,
+    AttackLog,
+    Tier,
+    breaches,
+    read_ledger,
+)
+
+STATS_FILE = "locust_stats.csv"
+FAILURES_FILE = "locust_failures.csv"
+
+
+@dataclass(frozen=True, slots=True)
+class Criteria:
+    floor_ms: float
+    p99_margin_ms: float
+    target_rate: float
+    min_rate_share: float
+    limits_per_network: str
+    limits_per_identity: str
+    clock_slack_s: float
+
+    @classmethod
+    def from_environment(cls) -> Criteria:
+        from loadtests.config import load_config
+
+        config = load_config()
+        return cls(
+            floor_ms=config.floor_ms,
+            p99_margin_ms=config.p99_margin_ms,
+            target_rate=config.target_rate,
+            min_rate_share=config.min_rate_share,
+            limits_per_network=config.service.limits_per_network,
+            limits_per_identity=config.service.limits_per_identity,
+            clock_slack_s=config.clock_slack_s,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    threshold: str
+    passed: bool
+    measured: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStats:
+    name: str
+    requests: int
+    failures: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    rps: float
+
+
+def read_stats(path: Path) -> dict[str, RequestStats]:
+    def number(text: str) -> float:
+        return float(text) if text not in ("", "N/A") else 0.0
+
+    stats: dict[str, RequestStats] = {}
+    with path.open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            stats[row["Name"]] = RequestStats(
+                name=row["Name"],
+                requests=int(row["Request Count"]),
+                failures=int(row["Failure Count"]),
+                p50_ms=number(row["50%"]),
+                p95_ms=number(row["95%"]),
+                p99_ms=number(row["99%"]),
+                max_ms=number(row["Max Response Time"]),
+                rps=number(row["Requests/s"]),
+            )
+    return stats
+
+
+def read_failures(path: Path) -> list[tuple[str, str, int]]:
+    if not path.exists():
+        return []
+    with path.open(newline="") as handle:
+        return [(r["Name"], r["Error"], int(r["Occurrences"])) for r in csv.DictReader(handle)]
+
+
+def steady_rate(ledger: dict[str, Any]) -> tuple[float, float]:
+    """Patient checks per second once every user runs and a full pacing interval has
+    passed (before that the journeys are still ramping up); and the window's length."""
+    spawned, stopped = ledger.get("spawn_complete"), ledger.get("stopped")
+    patients = ledger.get("patients", {})
+    if spawned is None or stopped is None:
+        return 0.0, 0.0
+    pacing = float(patients.get("pacing_s") or 0.0)
+    start = min(spawned + pacing, spawned + (stopped - spawned) / 2)
+    window = stopped - start
+    if window <= 0:
+        return 0.0, 0.0
+    count = sum(1 for t in patients.get("check_times", []) if start <= t <= stopped)
+    return count / window, window
+
+
+def _plain(error: str) -> str:
+    """Locust writes a failure as ``CatchResponseError('text')``: keep the text."""
+    match = re.fullmatch(r"""CatchResponseError\((['"])(.*)\1\)""", error)
+    return match.group(2) if match else error
+
+
+def _group(stats: dict[str, RequestStats], prefix: str) -> tuple[int, int]:
+    rows = [s for name, s in stats.items() if name.startswith(prefix)]
+    return sum(s.requests for s in rows), sum(s.failures for s in rows)
+
+
+def _attack_verdict(
+    label: str, log: AttackLog, tiers: list[Tier], slack: float, unit: str
+) -> Verdict:
+    found = breaches(log.admitted, tiers, slack)
+    refused = sum(n for outcome, n in log.outcomes.items() if outcome.startswith("refused"))
+    admitted = sum(len(times) for times in log.admitted.values())
+    most = max((len(times) for times in log.admitted.values()), default=0)
+    limit = ";".join(str(t) for t in tiers)
+    measured = (
+        f"{log.attempts} attempts, {admitted} admitted over {len(log.admitted)} {unit}(s) "
+        f"(at most {most} per {unit}; limit {limit}), {refused} refused"
+    )
+    if found:
+        worst = max(found, key=lambda b: b.admitted_in_window - b.allowed)
+        measured += (
+            f"; BREACH on {len(found)} {unit}(s), worst {worst.admitted_in_window} "
+            f"admitted in a {worst.tier} window"
+        )
+    return Verdict(
+        f"{label}: admitted <= limit per {unit}, and refused",
+        passed=not found and refused > 0,
+        measured=measured if refused else measured + "; never refused (attack too small?)",
+    )
+
+
+def evaluate(
+    stats: dict[str, RequestStats],
+    failures: Iterable[tuple[str, str, int]],
+    ledger: dict[str, Any],
+    criteria: Criteria,
+) -> list[Verdict]:
+    verdicts: list[Verdict] = []
+    failures = list(failures)
+
+    patient_requests, patient_failures = _group(stats, "patient:")
+    check = stats.get(PATIENT_CHECK_NAME)
+    reasons = sorted(
+        {f"{_plain(error)} x{n}" for name, error, n in failures if name.startswith("patient:")}
+    )
+    verdicts.append(
+        Verdict(
+            "patients: 0 unexpected errors",
+            passed=check is not None and check.requests > 0 and patient_failures == 0,
+            measured=f"{patient_failures} of {patient_requests} requests"
+            + (f" ({'; '.join(reasons)})" if reasons else "")
+            + ("" if check and check.requests else "; no check was made"),
+        )
+    )
+    budget = criteria.floor_ms + criteria.p99_margin_ms
+    p99 = check.p99_ms if check else float("inf")
+    verdicts.append(
+        Verdict(
+            f"patients: check p99 <= floor + {criteria.p99_margin_ms:g} ms ({budget:g} ms)",
+            passed=check is not None and check.requests > 0 and p99 <= budget,
+            measured=(
+                f"p50 {check.p50_ms:g} ms, p95 {check.p95_ms:g} ms, p99 {p99:g} ms, "
+                f"max {check.max_ms:g} ms over {check.requests} checks"
+                if check
+                else "no check"
+            ),
+        )
+    )
+    rate, window = steady_rate(ledger)
+    needed = criteria.target_rate * criteria.min_rate_share
+    verdicts.append(
+        Verdict(
+            f"patients: steady rate >= {criteria.min_rate_share:.0%} of the target "
+            f"{criteria.target_rate:g} checks/s",
+            passed=rate >= needed,
+            measured=f"{rate:.1f} checks/s over the last {window:.0f} s",
+        )
+    )
+    embed_requests, embed_failures = _group(stats, "embed:")
+    verdicts.append(
+        Verdict(
+            "practice embed: 0 errors",
+            passed=embed_requests > 0 and embed_failures == 0,
+            measured=f"{embed_failures} of {embed_requests} requests",
+        )
+    )
+
+    attacks = {name: AttackLog.from_dict(d) for name, d in ledger.get("attacks", {}).items()}
+    network = Tier.parse_many(criteria.limits_per_network)
+    identity = Tier.parse_many(criteria.limits_per_identity)
+    slack = criteria.clock_slack_s
+    for scenario, label, tiers, unit in (
+        (LIST_ONE_NETWORK, "list validation from one network", network, "network"),
+        (LIST_MANY_NETWORKS, "list validation from many networks", network, "network"),
+        (NIR_COMPLETION, "NIR completion", identity, "victim"),
+    ):
+        verdicts.append(
+            _attack_verdict(label, attacks.get(scenario, AttackLog()), tiers, slack, unit)
+        )
+    unexpected = {
+        f"{scenario}: {outcome} x{n}"
+        for scenario, log in attacks.items()
+        for outcome, n in log.outcomes.items()
+        if outcome.startswith("unexpected")
+    }
+    verdicts.append(
+        Verdict(
+            "attackers: no unexpected status (5xx, 422 on valid input)",
+            passed=not unexpected,
+            measured="; ".join(sorted(unexpected)) or "none",
+        )
+    )
+    return verdicts
+
+
+def _server_floor_overruns(run_dir: Path) -> int:
+    log = run_dir / "api.log"
+    if not log.exists():
+        return 0
+    return sum(
+        "response floor overrun" in line for line in log.read_text(errors="replace").splitlines()
+    )
+
+
+def render(
+    verdicts: list[Verdict], stats: dict[str, RequestStats], run_dir: Path, overruns: int
+) -> str:
+    passed = all(v.passed for v in verdicts)
+    lines = [
+        f"# Load test {run_dir.name}: {'PASSED' if passed else 'FAILED'}",
+        "",
+        "| threshold | result | measured |",
+        "|---|---|---|",
+        *(f"| {v.threshold} | {'pass' if v.passed else 'FAIL'} | {v.measured} |" for v in verdicts),
+        "",
+        "| request | count | failures | p50 ms | p95 ms | p99 ms | max ms | req/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        *(
+            f"| {s.name} | {s.requests} | {s.failures} | {s.p50_ms:g} | {s.p95_ms:g} | "
+            f"{s.p99_ms:g} | {s.max_ms:g} | {s.rps:.1f} |"
+            for s in stats.values()
+        ),
+        "",
+        f"Server-side response-floor overruns (api.log): {overruns}",
+    ]
+    conditions = run_dir / "conditions.txt"
+    if conditions.exists():
+        lines += ["", "Conditions:", "", "```", conditions.read_text().strip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m loadtests.thresholds RUN_DIR", file=sys.stderr)
+        return 2
+    run_dir = Path(argv[0])
+    stats = read_stats(run_dir / STATS_FILE)
+    verdicts = evaluate(
+        stats,
+        read_failures(run_dir / FAILURES_FILE),
+        read_ledger(run_dir),
+        Criteria.from_environment(),
+    )
+    overruns = _server_floor_overruns(run_dir)
+    text = render(verdicts, stats, run_dir, overruns)
+    (run_dir / "summary.md").write_text(text)
+    (run_dir / "summary.json").write_text(
+        json.dumps(
+            {
+                "passed": all(v.passed for v in verdicts),
+                "verdicts": [asdict(v) for v in verdicts],
+                "requests": {name: asdict(s) for name, s in stats.items()},
+                "floor_overruns": overruns,
+            },
+            indent=2,
+        )
+    )
+    print(text, end="")
+    return 0 if all(v.passed for v in verdicts) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

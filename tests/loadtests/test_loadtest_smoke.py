@@ -1,0 +1,179 @@
+"""The load test itself, small: ``loadtests/run.sh`` builds a few-thousand-record index,
+starts Redis and two API workers, runs Locust (its own process: gevent never enters
+pytest) for 15 s, and judges the thresholds. Then the recorded run is judged again
+against stricter criteria, to prove the judge fails when the service does not meet them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.settings import Settings
+from loadtests.ledger import (
+    LIST_MANY_NETWORKS,
+    LIST_ONE_NETWORK,
+    NIR_COMPLETION,
+    Tier,
+    read_ledger,
+)
+from loadtests.thresholds import (
+    FAILURES_FILE,
+    STATS_FILE,
+    Criteria,
+    evaluate,
+    read_failures,
+    read_stats,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+#: The whole run (index build, servers, 15 s of Locust, judging) takes ~30 s; a hard bound.
+RUN_TIMEOUT_S = 180
+SMOKE_ARGS = [
+    "--rows", "3000",
+    "--profile", "test",
+    "--workers", "2",
+    "--duration", "15",
+    "--target-rate", "5",
+    "--spawn-rate", "50",
+]  # fmt: skip
+#: Speed is the full run's and the benchmarks' business, not the test suite's (it runs on
+#: shared CI cores): here latency and rate get wide margins, correctness none.
+SMOKE_P99_MARGIN_MS = 1000
+SMOKE_MIN_RATE_SHARE = 0.5
+SMOKE_ENV = {
+    # Short journeys so a 15 s run holds several per user.
+    "LOADTEST_THINK_MIN_S": "0.2",
+    "LOADTEST_THINK_MAX_S": "1",
+    "LOADTEST_P99_MARGIN_MS": str(SMOKE_P99_MARGIN_MS),
+    "LOADTEST_MIN_RATE_SHARE": str(SMOKE_MIN_RATE_SHARE),
+}
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    results = tmp_path_factory.mktemp("loadtest")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("LOADTEST_", "SELFCHECK_"))},
+        **SMOKE_ENV,
+    }
+    process = subprocess.Popen(
+        ["bash", str(ROOT / "loadtests" / "run.sh"), *SMOKE_ARGS, "--results", str(results)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        output, _ = process.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        if process.poll() is None:
+            # run.sh traps TERM and stops the servers it started; KILL only if it hangs.
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)
+    runs = [p for p in results.iterdir() if p.is_dir() and p.name != "cache"]
+    assert len(runs) == 1, output.decode(errors="replace")
+    return {
+        "returncode": process.returncode,
+        "output": output.decode(errors="replace"),
+        "dir": runs[0],
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_runner_passes_its_thresholds(smoke_run: dict[str, Any]) -> None:
+    assert smoke_run["returncode"] == 0, smoke_run["output"]
+    run_dir: Path = smoke_run["dir"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["passed"] is True
+    assert all(v["passed"] for v in summary["verdicts"])
+    for report in ("locust_stats.csv", "locust_stats_history.csv", "report.html", "summary.md"):
+        assert (run_dir / report).stat().st_size > 0, report
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_patients_were_answered_and_attackers_stopped(smoke_run: dict[str, Any]) -> None:
+    run_dir: Path = smoke_run["dir"]
+    stats = read_stats(run_dir / STATS_FILE)
+    ledger = read_ledger(run_dir)
+    outcomes = ledger["patients"]["outcomes"]
+    assert set(outcomes) == {"ok"}, outcomes
+    assert outcomes["ok"] > 20
+    # The widget and its assets were really fetched (the page scenarios are not no-ops).
+    assert stats["patient: GET /widget/widget.js"].requests > 0
+    assert stats["embed: GET /embed.js"].requests > 0
+
+    # Recounted here, independently of the judge: nobody got more than the service's limits.
+    defaults = Settings()
+    per_network = Tier.parse_many(defaults.limits_per_network)[0].amount
+    per_identity = Tier.parse_many(defaults.limits_per_identity)[0].amount
+    attacks = ledger["attacks"]
+    one = attacks[LIST_ONE_NETWORK]
+    assert len(one["admitted"]) == 1
+    assert [len(t) for t in one["admitted"].values()] == [per_network]
+    assert one["outcomes"]["refused (429)"] > 0
+    many = attacks[LIST_MANY_NETWORKS]
+    assert len(many["admitted"]) > 1
+    assert max(len(t) for t in many["admitted"].values()) <= per_network
+    nir = attacks[NIR_COMPLETION]
+    assert max(len(t) for t in nir["admitted"].values()) == per_identity
+    assert nir["outcomes"]["refused (429)"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_the_judge_fails_the_same_run_against_stricter_criteria(smoke_run: dict[str, Any]) -> None:
+    """Real data, stricter limits and floor: the thresholds must catch both."""
+    run_dir: Path = smoke_run["dir"]
+    stats = read_stats(run_dir / STATS_FILE)
+    failures = read_failures(run_dir / FAILURES_FILE)
+    ledger = read_ledger(run_dir)
+    defaults = Settings()
+    actual = Criteria(
+        floor_ms=defaults.response_floor_ms,
+        p99_margin_ms=SMOKE_P99_MARGIN_MS,
+        target_rate=5,
+        min_rate_share=SMOKE_MIN_RATE_SHARE,
+        limits_per_network=defaults.limits_per_network,
+        limits_per_identity=defaults.limits_per_identity,
+        clock_slack_s=2,
+    )
+    assert all(v.passed for v in evaluate(stats, failures, ledger, actual))
+
+    stricter = replace(
+        actual,
+        limits_per_network="2/minute",
+        limits_per_identity="3/day",
+        floor_ms=100,
+        p99_margin_ms=0,
+    )
+    failed = {
+        v.threshold.split(":")[0]
+        for v in evaluate(stats, failures, ledger, stricter)
+        if not v.passed
+    }
+    assert failed == {
+        "patients",
+        "list validation from one network",
+        "list validation from many networks",
+        "NIR completion",
+    }
+    unreachable = replace(actual, target_rate=500)
+    assert any(
+        not v.passed and "steady rate" in v.threshold
+        for v in evaluate(stats, failures, ledger, unreachable)
+    )
