@@ -38,9 +38,11 @@ unit: $(STAMP)
 loadtest: $(STAMP) system-deps
 	bash loadtests/run.sh
 
-## make bench: the benchmark scripts whose figures are in docs/BENCHMARKS.md
-bench: $(STAMP)
+## make bench: the benchmark scripts whose figures are in README.md and docs/BENCHMARKS.md
+bench: $(STAMP) system-deps
 	$(PY) loadtests/bench_index.py
+	$(PY) loadtests/bench_api.py --profile standard
+	$(PY) loadtests/bench_capacity.py
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
