@@ -11,7 +11,6 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import orjson
 
 from lookup_index.generator import Probe
 from tests.support.dataset import Dataset
-from tests.support.servers import START_TIMEOUT, ApiServer, free_port, stop_process
+from tests.support.servers import START_TIMEOUT, ApiServer, free_port, served
 
 CHECK = "/v1/check"
 GENEROUS_LIMITS: dict[str, Any] = {
@@ -104,18 +103,5 @@ def python_server(
         process = subprocess.Popen(
             [sys.executable, "-c", code], env=full_env, stdout=handle, stderr=handle
         )
-    server = ApiServer(port, process, log)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"API exited with {process.returncode}: {server.log_text()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"API not up after {timeout} s: {server.log_text()}")
-            time.sleep(0.1)
+    with served(process, port, log, timeout) as server:
         yield server
-    finally:
-        stop_process(process)

@@ -18,15 +18,12 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-import httpx
-
 from app.logging_setup import log_config
-from tests.support.servers import START_TIMEOUT, ApiServer, free_port, stop_process
+from tests.support.servers import ApiServer, free_port, served
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
@@ -269,18 +266,5 @@ def image_server(
             stdout=handle,
             stderr=handle,
         )
-    server = ApiServer(port, process, log)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the image's CMD exited: {server.log_text()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the image's CMD is not up: {server.log_text()}")
-            time.sleep(0.1)
+    with served(process, port, log) as server:
         yield server
-    finally:
-        stop_process(process)

@@ -130,6 +130,15 @@ def api_server(
         process = subprocess.Popen(
             [sys.executable, "-m", "app", "serve"], env=full_env, stdout=handle, stderr=handle
         )
+    with served(process, port, log, timeout) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def served(
+    process: subprocess.Popen[bytes], port: int, log: Path, timeout: float = START_TIMEOUT
+) -> Iterator[ApiServer]:
+    """Wait until a started API process answers /healthz; stop it on exit, whatever happens."""
     server = ApiServer(port, process, log)
     try:
         deadline = time.monotonic() + timeout
