@@ -362,3 +362,33 @@ def test_error_in_a_real_process_is_one_line(tmp_path: Path) -> None:
     assert done.stdout == ""
     assert done.stderr.startswith("lookup-index: error: ")
     assert done.stderr.count("\n") == 1
+
+
+def test_check_answers_every_probe_of_a_50000_row_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's acceptance run: generate 50,000 rows, build, and ask `check` every probe."""
+    export, probes, key, index = (tmp_path / n for n in ("a.csv", "p.csv", "k.key", "i.bin"))
+    assert run(capsys, "generate", "--rows", "50000", "--seed", "5", "--out", export,
+               "--probes", probes, "--probe-count", "600")[0] == 0  # fmt: skip
+    assert run(capsys, "keygen", "--out", key)[0] == 0
+    code, _, err = run(
+        capsys, "build", "--input", export, "--key-file", key, "--out", index,
+        "--profile", "test", "--workers", "2", "--quiet",
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    checked = {"affected": 0, "not_found": 0, "invalid": 0}
+    for probe in read_probes(probes):
+        code, out, err = run(
+            capsys, "check", "--index", index, "--key-file", key, "--nir", probe.nir,
+            "--birth-date", probe.birth_date, "--last-name", probe.last_name,
+        )  # fmt: skip
+        if probe.expected == "invalid":
+            assert (code, out, err) == (EXIT_INVALID_INPUT, "", probe.reason + "\n")
+        elif probe.expected == "affected":
+            assert code == 0
+            assert out.split() == ["affected", ",".join(probe.categories)]
+        else:
+            assert (code, out) == (0, "not_found\n")
+        checked[probe.expected] += 1
+    assert min(checked.values()) > 100, checked
