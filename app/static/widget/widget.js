@@ -97,7 +97,7 @@
     return (nirMonth >= 20 && nirMonth <= 30) || nirMonth >= 50;
   }
 
-  /** "185037511542357" -> "1 85 03 75 115 423 57", as printed on the Carte Vitale. */
+  /** "185037511542323" -> "1 85 03 75 115 423 23", as printed on the Carte Vitale. */
   function formatNir(raw) {
     const chars = raw.toUpperCase().replace(/[^0-9AB]/g, "").slice(0, 15);
     const groups = [];
