@@ -11,7 +11,7 @@ import pytest
 
 from app.errors import INVALID_REQUEST, METHOD_NOT_ALLOWED, NOT_FOUND, UNSUPPORTED_MEDIA_TYPE
 from lookup_index.generator import Probe
-from tests.app.helpers import CHECK, ERROR_KEYS, GENEROUS_LIMITS, body_of, envelope, without_padding
+from tests.app.helpers import CHECK, ERROR_KEYS, body_of, envelope, without_padding
 from tests.support.dataset import Dataset
 
 JSON = {"content-type": "application/json"}
@@ -71,12 +71,6 @@ def values_in(body: bytes) -> list[str]:
         return []
     values = data.values() if isinstance(data, dict) else data if isinstance(data, list) else [data]
     return [str(v) for v in values if v is not None and len(str(v)) >= 4]
-
-
-@pytest.fixture
-async def generous(app_factory: Callable[..., Any]) -> httpx.AsyncClient:
-    _, http = await app_factory(**GENEROUS_LIMITS)
-    return http
 
 
 async def test_every_malformed_query_gets_the_one_constant_422(

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from datetime import date
-from typing import Any
 
 import httpx
 import orjson
@@ -27,7 +25,6 @@ from lookup_index.generator import LATEST_BIRTH_DATE
 from tests.app.helpers import (
     ANSWER_KEYS,
     CHECK,
-    GENEROUS_LIMITS,
     body_of,
     envelope,
     without_padding,
@@ -35,12 +32,6 @@ from tests.app.helpers import (
 from tests.support.dataset import Dataset
 
 CHECKED_AT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
-
-
-@pytest.fixture
-async def generous(app_factory: Callable[..., Any]) -> httpx.AsyncClient:
-    _, http = await app_factory(**GENEROUS_LIMITS)
-    return http
 
 
 async def test_every_probe_gets_its_answer_in_one_envelope(
