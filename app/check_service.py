@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 
 from app.advice import AdviceCatalogue, Lang, negotiate_lang
-from app.errors import INVALID_REQUEST, RATE_LIMITED, UNSUPPORTED_MEDIA_TYPE, error_response
+from app.errors import InvalidRequest, RateLimited, UnsupportedMediaType
 from app.padded_json import PaddedJSON
 from app.rate_limit import RateLimits
 from app.schemas import CheckRequest
@@ -49,16 +49,16 @@ class CheckService:
         self._incident = {"id": header.incident_id, "label": header.incident_label}
 
     def answer(self, headers: Headers, body: bytes) -> Response:
-        """Runs in a worker thread (blocking calls: limit store, Argon2)."""
+        """Runs in a worker thread (blocking calls: limit store, Argon2); refusals raise."""
         if not is_json(headers.get("content-type", "")):
-            return error_response(self.renderer, UNSUPPORTED_MEDIA_TYPE)
+            raise UnsupportedMediaType
         try:
             query = CheckRequest.model_validate_json(body)
             identity = canonical_identity(query.nir, query.birth_date, query.last_name)
         except (ValidationError, InvalidIdentity):
-            return error_response(self.renderer, INVALID_REQUEST)
+            raise InvalidRequest from None
         if not self.limits.hit_identity(identity):
-            return error_response(self.renderer, RATE_LIMITED)
+            raise RateLimited
         with self._hash_slots:
             digest = self.hasher.digest(identity.canonical())
         found, mask = self.reader.lookup_mask(digest)

@@ -2,41 +2,23 @@
 
 from __future__ import annotations
 
-import logging
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from limits.errors import StorageError
-from redis.exceptions import RedisError
-from slowapi.errors import RateLimitExceeded
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi import FastAPI
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import Response
 
-from app.errors import (
-    INVALID_REQUEST,
-    METHOD_NOT_ALLOWED,
-    NOT_FOUND,
-    RATE_LIMITED,
-    UNAVAILABLE,
-    PublicError,
-    error_response,
-)
+from app.errors import register_error_handlers
 from app.middleware.body_limit import BodyLimitMiddleware
 from app.middleware.catch_all import CatchAllMiddleware
 from app.middleware.response_floor import FloorStats, ResponseFloorMiddleware
 from app.middleware.security_headers import SecurityHeadersMiddleware
 from app.padded_json import PaddedJSON
-from app.rate_limit import RateLimits, StorageUnavailable
+from app.rate_limit import RateLimits
 from app.routes.check import build_check_router
 from app.routes.health import build_health_router
+from app.routes.paths import CHECK_PATH
 from app.routes.widget import build_widget_router
 from app.settings import Settings
 from app.state import OneLineStartupErrors, StartupMessage, make_lifespan
-
-logger = logging.getLogger("app")
-CHECK_PATH = "/v1/check"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -70,12 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stats=floor_stats,
         ),
         Middleware(CatchAllMiddleware, renderer=renderer),
-        Middleware(
-            BodyLimitMiddleware,
-            max_bytes=settings.max_body_bytes,
-            renderer=renderer,
-            counted_paths=[CHECK_PATH],  # oversize checks count against the rate limits too
-        ),
+        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
     ]
     app = FastAPI(
         title="Patient breach self-check",
@@ -89,32 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_check_router(limits))
     app.include_router(build_health_router())
     app.include_router(build_widget_router(settings))
-    _register_error_handlers(app, renderer)
+    register_error_handlers(app, renderer)
     app.state.settings = settings
     app.state.floor_stats = floor_stats
     return app
-
-
-def _register_error_handlers(app: FastAPI, renderer: PaddedJSON) -> None:
-    def constant(error: PublicError) -> object:
-        async def handler(request: Request, exc: Exception) -> Response:
-            return error_response(renderer, error)
-
-        return handler
-
-    async def store_unavailable(request: Request, exc: Exception) -> Response:
-        # Fail closed: without the shared counters nothing is checked.
-        logger.warning("rate-limit store unavailable (%s)", type(exc.__cause__ or exc).__name__)
-        return error_response(renderer, UNAVAILABLE)
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        status = getattr(exc, "status_code", 500)
-        error = {404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}.get(status, INVALID_REQUEST)
-        return error_response(renderer, error)
-
-    app.add_exception_handler(RateLimitExceeded, constant(RATE_LIMITED))  # type: ignore[arg-type]
-    app.add_exception_handler(RequestValidationError, constant(INVALID_REQUEST))  # type: ignore[arg-type]
-    app.add_exception_handler(StorageUnavailable, store_unavailable)
-    app.add_exception_handler(StorageError, store_unavailable)
-    app.add_exception_handler(RedisError, store_unavailable)
-    app.add_exception_handler(StarletteHTTPException, http_error)

@@ -28,9 +28,11 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
 from slowapi import Limiter
+from slowapi.errors import RateLimitExceeded
 from starlette.requests import Request
 
 from app.client_address import IPAddress, client_ip, network_of, wide_network_of
+from app.errors import RateLimited, Unavailable
 from lookup_index import Identity, derive_subkey
 
 if TYPE_CHECKING:  # settings validate with the helpers below, so no import at run time
@@ -53,8 +55,8 @@ _SCOPE_CLIENT_KEY = "selfcheck.client_ip"
 _UNKNOWN = "unknown"
 
 
-class StorageUnavailable(Exception):
-    """The rate-limit store failed or did not answer in time; callers must fail closed."""
+class StorageUnavailable(Unavailable):
+    """The rate-limit store failed or did not answer in time: the uniform 503 (fail closed)."""
 
 
 def parse_limits(value: str) -> list[RateLimitItem]:
@@ -210,7 +212,8 @@ class RateLimits:
 
         slowapi evaluates them in the order added and stops at the first one exceeded, so
         a network already over its limit never spends the global budget of everyone else.
-        Store failures become :class:`StorageUnavailable`, whatever the client library.
+        A limit exceeded raises :class:`RateLimited`; store failures become
+        :class:`StorageUnavailable`, whatever the client library.
         """
         guarded = self.limiter.limit(self._network_limits, key_func=self._network_key)(endpoint)
         guarded = self.limiter.limit(
@@ -232,8 +235,10 @@ class RateLimits:
             kwargs["request"] = Request({**request.scope, "state": state}, request.receive)
             try:
                 return guarded(*args, **kwargs)
+            except RateLimitExceeded:
+                raise RateLimited from None  # slowapi's own exception states the limit
             except STORE_ERRORS as exc:
-                raise StorageUnavailable(type(exc).__name__) from exc
+                raise StorageUnavailable from exc
 
         return cast(F, fail_closed)
 
@@ -254,7 +259,7 @@ class RateLimits:
                     if not self._identity_strategy.hit(limit, KEY_PREFIX, "identity", key):
                         return False
         except STORE_ERRORS as exc:
-            raise StorageUnavailable(type(exc).__name__) from exc
+            raise StorageUnavailable from exc
         return True
 
     def storage_ready(self) -> bool:

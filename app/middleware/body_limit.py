@@ -1,37 +1,24 @@
 """Reads request bodies up to a byte cap, counting as bytes arrive (chunked bodies too).
 
-The body is read here, before any route runs, so a large or slow upload is
-refused with the constant 413 without reaching parsing or hashing. On
-``counted_paths`` the refusal is left to the route, after its rate limits, so
-an oversize attempt counts like any other (and is answered 429 past the limit):
-the route gets an empty body and ``scope[BODY_TOO_LARGE]`` set.
+The body is read here, before any route runs, so a large upload never reaches parsing
+or hashing. An oversize body is not answered here: the app gets a ``receive`` that
+raises :class:`~app.errors.PayloadTooLarge` when the body is read, and the one error
+handler renders it. The check route reads its body only after its rate limits have
+counted the attempt, so an oversize attempt counts like any other (and is answered
+429 past a limit); the rest of the upload is never read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PAYLOAD_TOO_LARGE, error_response
-from app.padded_json import PaddedJSON
-
-BODY_TOO_LARGE = "selfcheck.body_too_large"
+from app.errors import PayloadTooLarge
 
 
 class BodyLimitMiddleware:
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        max_bytes: int,
-        renderer: PaddedJSON,
-        counted_paths: Collection[str] = (),
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
-        self.renderer = renderer
-        self.counted_paths = frozenset(counted_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -39,7 +26,7 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_bytes:
-            await self._refuse(scope, receive, send)
+            await self.app(scope, _refused, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -50,7 +37,7 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await self._refuse(scope, receive, send)
+                await self.app(scope, _refused, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -67,22 +54,9 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"] in self.counted_paths:
-            scope[BODY_TOO_LARGE] = True
-            given = False
 
-            async def empty() -> Message:
-                # The rest of the upload is never read: an empty body, then "gone".
-                nonlocal given
-                if given:
-                    return {"type": "http.disconnect"}
-                given = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-
-            await self.app(scope, empty, send)
-            return
-        await error_response(self.renderer, PAYLOAD_TOO_LARGE)(scope, receive, send)
+async def _refused() -> Message:
+    raise PayloadTooLarge
 
 
 def _content_length(scope: Scope) -> int | None:

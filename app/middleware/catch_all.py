@@ -7,7 +7,7 @@ import traceback
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import INTERNAL_ERROR, error_response
+from app.errors import InternalError, render_error
 from app.padded_json import PaddedJSON
 
 logger = logging.getLogger("app.errors")
@@ -37,4 +37,4 @@ class CatchAllMiddleware:
             frames = "".join(traceback.format_tb(exc.__traceback__))
             logger.error("unhandled %s on %s\n%s", type(exc).__name__, scope["path"], frames)
             if not started:
-                await error_response(self.renderer, INTERNAL_ERROR)(scope, receive, send)
+                await render_error(self.renderer, InternalError)(scope, receive, send)

@@ -1,24 +1,42 @@
 """POST /v1/check. No ``from __future__ import annotations`` here: FastAPI resolves the
 signature through slowapi's wrapper, whose module globals would not know our names."""
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from app.check_service import CheckService
-from app.errors import PAYLOAD_TOO_LARGE, error_response
-from app.middleware.body_limit import BODY_TOO_LARGE
+from app.errors import PayloadTooLarge
 from app.rate_limit import RateLimits
+from app.routes.paths import CHECK_PATH
 from app.schemas import CheckAnswer, CheckRequest, ErrorBody
 
 
-async def read_body(request: Request) -> bytes:
-    # BodyLimitMiddleware has already bounded and buffered it.
-    return await request.body()
+@dataclass(frozen=True, slots=True)
+class BufferedBody:
+    """The request body, or the refusal of an oversize one, held until the limits have run."""
+
+    content: bytes
+    refusal: PayloadTooLarge | None = None
+
+    def read(self) -> bytes:
+        if self.refusal is not None:
+            raise self.refusal
+        return self.content
 
 
-RawBody = Annotated[bytes, Depends(read_body)]
+async def read_body(request: Request) -> BufferedBody:
+    # BodyLimitMiddleware has already bounded and buffered it. An oversize body is refused
+    # only once the route's limits have counted the attempt, like any other attempt.
+    try:
+        return BufferedBody(await request.body())
+    except PayloadTooLarge as refusal:
+        return BufferedBody(b"", refusal)
+
+
+RawBody = Annotated[BufferedBody, Depends(read_body)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "Body larger than SELFCHECK_MAX_BODY_BYTES"},
@@ -44,14 +62,12 @@ def build_check_router(limits: RateLimits) -> APIRouter:
     @limits.guard
     def check(request: Request, body: RawBody) -> Response:
         service: CheckService = request.state.service
-        if request.scope.get(BODY_TOO_LARGE):  # refused here, after the limits counted it
-            return error_response(service.renderer, PAYLOAD_TOO_LARGE)
-        return service.answer(request.headers, body)
+        return service.answer(request.headers, body.read())
 
     # slowapi's wrapper is synchronous when the endpoint is, so its storage calls run in
     # the thread pool too: a slow rate-limit store never blocks the event loop.
     router.add_api_route(
-        "/v1/check",
+        CHECK_PATH,
         check,
         methods=["POST"],
         response_model=None,

@@ -9,7 +9,7 @@ import httpx
 import orjson
 import pytest
 
-from app.errors import INVALID_REQUEST, METHOD_NOT_ALLOWED, NOT_FOUND, UNSUPPORTED_MEDIA_TYPE
+from app.errors import InvalidRequest, MethodNotAllowed, NotFound, UnsupportedMediaType
 from lookup_index.generator import Probe
 from tests.app.helpers import CHECK, ERROR_KEYS, body_of, envelope, without_padding
 from tests.support.dataset import Dataset
@@ -84,7 +84,7 @@ async def test_every_malformed_query_gets_the_one_constant_422(
         response = await generous.post(CHECK, content=sent, headers=JSON)
         assert envelope(response) == (422, headers, length), name
         data = without_padding(response)
-        assert data == {"error": INVALID_REQUEST.code, "message": INVALID_REQUEST.message}, name
+        assert data == {"error": InvalidRequest.code, "message": InvalidRequest.message}, name
         bodies.append(response.content)
         for value in values_in(sent):
             assert value.encode() not in response.content, name
@@ -126,8 +126,8 @@ async def test_a_wrong_content_type_is_415_and_not_processed(
     response = await generous.send(request)
     assert envelope(response) == (415, *envelope(reference)[1:])
     assert without_padding(response) == {
-        "error": UNSUPPORTED_MEDIA_TYPE.code,
-        "message": UNSUPPORTED_MEDIA_TYPE.message,
+        "error": UnsupportedMediaType.code,
+        "message": UnsupportedMediaType.message,
     }
     assert probe.last_name.encode() not in response.content
 
@@ -148,13 +148,13 @@ async def test_json_with_a_charset_parameter_is_accepted(
 @pytest.mark.parametrize(
     ("method", "path", "error"),
     [
-        ("GET", "/nowhere", NOT_FOUND),
-        ("POST", "/v1/checks", NOT_FOUND),
-        ("GET", "/v2/check?nir=1", NOT_FOUND),
-        ("GET", CHECK, METHOD_NOT_ALLOWED),
-        ("PUT", CHECK, METHOD_NOT_ALLOWED),
-        ("DELETE", CHECK, METHOD_NOT_ALLOWED),
-        ("POST", "/healthz", METHOD_NOT_ALLOWED),
+        ("GET", "/nowhere", NotFound),
+        ("POST", "/v1/checks", NotFound),
+        ("GET", "/v2/check?nir=1", NotFound),
+        ("GET", CHECK, MethodNotAllowed),
+        ("PUT", CHECK, MethodNotAllowed),
+        ("DELETE", CHECK, MethodNotAllowed),
+        ("POST", "/healthz", MethodNotAllowed),
     ],
 )
 async def test_404_and_405_are_constant(

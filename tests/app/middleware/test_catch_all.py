@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.errors import INTERNAL_ERROR
+from app.errors import InternalError
 from lookup_index import KeyedHasher
 from tests.app.helpers import (
     CHECK,
@@ -42,8 +42,8 @@ async def test_an_unexpected_error_is_the_constant_500_and_its_log_quotes_nothin
         response = await http.post(CHECK, json=body_of(probe))
         assert envelope(response) == (500, *envelope(reference)[1:])
         assert without_padding(response) == {
-            "error": INTERNAL_ERROR.code,
-            "message": INTERNAL_ERROR.message,
+            "error": InternalError.code,
+            "message": InternalError.message,
         }
         assert b"Traceback" not in response.content
         assert b"cannot hash" not in response.content
