@@ -17,10 +17,8 @@ import hashlib
 import hmac
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
-from urllib.parse import urlsplit
+from typing import Any, TypeVar, cast
 
-from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 from limits.storage import Storage
 from limits.strategies import MovingWindowRateLimiter
@@ -33,18 +31,14 @@ from starlette.requests import Request
 
 from app.client_address import IPAddress, client_ip, network_of, wide_network_of
 from app.errors import RateLimited, Unavailable
+from app.limit_syntax import parse_limits, storage_scheme
+from app.settings import Settings
 from lookup_index import Identity, derive_subkey
-
-if TYPE_CHECKING:  # settings validate with the helpers below, so no import at run time
-    from app.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: slowapi reads a ``.env`` from the working directory unless given a file: give it an empty one.
 _EMPTY_CONFIG = Path(__file__).with_name("slowapi-empty.env")
-#: The shared stores we know how to bound in time (``limits`` passes them to redis-py).
-REDIS_SCHEMES = ("redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster")
-SUPPORTED_SCHEMES = ("memory", *REDIS_SCHEMES)
 #: Prefix of every key in a shared store, so a Redis shared with other apps stays tidy.
 STORE_PREFIX = "selfcheck"
 #: Version of the key scheme: bump it when key derivation changes, so old counters never mix in.
@@ -57,29 +51,6 @@ _UNKNOWN = "unknown"
 
 class StorageUnavailable(Unavailable):
     """The rate-limit store failed or did not answer in time: the uniform 503 (fail closed)."""
-
-
-def parse_limits(value: str) -> list[RateLimitItem]:
-    """Parse a limit setting, refusing what slowapi would silently drop (a route left unlimited)."""
-    try:
-        items = parse_many(value)
-    except ValueError:
-        items = []
-    if not items:
-        raise ValueError(f"not a list of limits like '5/minute;20/hour': {value!r}")
-    return items
-
-
-def storage_scheme(uri: str) -> str:
-    """The scheme of a storage URI, refusing stores whose waits we cannot bound."""
-    scheme = urlsplit(uri).scheme
-    if scheme not in SUPPORTED_SCHEMES:
-        raise ValueError(
-            f"rate-limit storage {scheme or uri!r} is not supported: "
-            "use memory:// (one process) or redis://, rediss://, redis+unix://, "
-            "redis+sentinel://, redis+cluster://"
-        )
-    return scheme
 
 
 def storage_options(uri: str, timeout: float) -> dict[str, Any]:

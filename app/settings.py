@@ -10,10 +10,10 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretBytes, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.rate_limit import parse_limits, storage_scheme
+from app.client_address import IPNetwork
+from app.limit_syntax import parse_limits, storage_scheme
 from lookup_index import load_pepper
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: Where orchestrators mount secrets as files (Docker/Compose/Kubernetes).
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
 
