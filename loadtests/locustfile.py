@@ -39,6 +39,13 @@ def _spawned(user_count: int, **_: Any) -> None:
     ledger().spawn_complete = time.time()
 
 
+@events.test_stopping.add_listener
+def _load_ended(**_: Any) -> None:
+    # The run time is up: from here users only finish their journeys, a tail that is not
+    # the offered rate, so the steady-rate window ends here.
+    ledger().load_ended = time.time()
+
+
 @events.test_stop.add_listener
 def _write_ledger(environment: Environment, **_: Any) -> None:
     record = ledger()

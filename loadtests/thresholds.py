@@ -36,6 +36,7 @@ from loadtests.ledger import (
     breaches,
     read_ledger,
 )
+from loadtests.steady_rate import SteadyWindow, steady_window
 
 STATS_FILE = "locust_stats.csv"
 FAILURES_FILE = "locust_failures.csv"
@@ -72,6 +73,8 @@ class Verdict:
     threshold: str
     passed: bool
     measured: str
+    #: False when the run could not measure it (too short): reported, never a failure.
+    judged: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,22 +116,6 @@ def read_failures(path: Path) -> list[tuple[str, str, int]]:
         return [(r["Name"], r["Error"], int(r["Occurrences"])) for r in csv.DictReader(handle)]
 
 
-def steady_rate(ledger: dict[str, Any]) -> tuple[float, float]:
-    """Patient checks per second once every user runs and a full pacing interval has
-    passed (before that the journeys are still ramping up); and the window's length."""
-    spawned, stopped = ledger.get("spawn_complete"), ledger.get("stopped")
-    patients = ledger.get("patients", {})
-    if spawned is None or stopped is None:
-        return 0.0, 0.0
-    pacing = float(patients.get("pacing_s") or 0.0)
-    start = min(spawned + pacing, spawned + (stopped - spawned) / 2)
-    window = stopped - start
-    if window <= 0:
-        return 0.0, 0.0
-    count = sum(1 for t in patients.get("check_times", []) if start <= t <= stopped)
-    return count / window, window
-
-
 def _plain(error: str) -> str:
     """Locust writes a failure as ``CatchResponseError('text')``: keep the text."""
     match = re.fullmatch(r"""CatchResponseError\((['"])(.*)\1\)""", error)
@@ -162,6 +149,35 @@ def _attack_verdict(
         f"{label}: admitted <= limit per {unit}, and refused",
         passed=not found and refused > 0,
         measured=measured if refused else measured + "; never refused (attack too small?)",
+    )
+
+
+def _rate_verdict(window: SteadyWindow | None, criteria: Criteria) -> Verdict:
+    threshold = (
+        f"patients: steady rate >= {criteria.min_rate_share:.0%} of the target "
+        f"{criteria.target_rate:g} checks/s"
+    )
+    if window is None:
+        return Verdict(threshold, True, "not judged: spawning never completed", judged=False)
+    if not window.judged:
+        return Verdict(
+            threshold,
+            passed=True,
+            measured=(
+                f"not judged: {window.seconds:.1f} s of steady load after a "
+                f"{window.warmup_s:.1f} s warm-up, {window.needed_s:.1f} s needed "
+                f"(about {window.duration_hint_s()} s more --duration)"
+            ),
+            judged=False,
+        )
+    needed = criteria.target_rate * criteria.min_rate_share
+    return Verdict(
+        threshold,
+        passed=window.rate >= needed,
+        measured=(
+            f"{window.rate:.1f} checks/s over {window.seconds:.1f} s "
+            f"(from {window.warmup_s:.1f} s after the last user spawned to the end of the load)"
+        ),
     )
 
 
@@ -202,16 +218,7 @@ def evaluate(
             ),
         )
     )
-    rate, window = steady_rate(ledger)
-    needed = criteria.target_rate * criteria.min_rate_share
-    verdicts.append(
-        Verdict(
-            f"patients: steady rate >= {criteria.min_rate_share:.0%} of the target "
-            f"{criteria.target_rate:g} checks/s",
-            passed=rate >= needed,
-            measured=f"{rate:.1f} checks/s over the last {window:.0f} s",
-        )
-    )
+    verdicts.append(_rate_verdict(steady_window(ledger), criteria))
     embed_requests, embed_failures = _group(stats, "embed:")
     verdicts.append(
         Verdict(
@@ -258,6 +265,12 @@ def _server_floor_overruns(run_dir: Path) -> int:
     )
 
 
+def _result(verdict: Verdict) -> str:
+    if not verdict.judged:
+        return "not judged"
+    return "pass" if verdict.passed else "FAIL"
+
+
 def render(
     verdicts: list[Verdict], stats: dict[str, RequestStats], run_dir: Path, overruns: int
 ) -> str:
@@ -267,7 +280,7 @@ def render(
         "",
         "| threshold | result | measured |",
         "|---|---|---|",
-        *(f"| {v.threshold} | {'pass' if v.passed else 'FAIL'} | {v.measured} |" for v in verdicts),
+        *(f"| {v.threshold} | {_result(v)} | {v.measured} |" for v in verdicts),
         "",
         "| request | count | failures | p50 ms | p95 ms | p99 ms | max ms | req/s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",

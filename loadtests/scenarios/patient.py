@@ -65,6 +65,7 @@ class PatientUser(FastHttpUser):
         users = getattr(self.environment.parsed_options, "num_users", None) or FIXED_USERS + 1
         self.pacing_s = config.patient_pacing_s(max(users - FIXED_USERS, 1))
         ledger().patient_pacing_s = self.pacing_s
+        ledger().patient_warmup_s = config.steady_warmup_s
         # Patients arrive at random moments, not in lockstep with the spawn.
         time.sleep(self.rng.uniform(0, self.pacing_s))
         self.journey_started = time.monotonic()
