@@ -21,12 +21,8 @@ from functools import cache
 from pathlib import Path
 
 from app.settings import Settings
+from loadtests.scenarios.catalogue import fixed_users
 
-#: Users of the fixed-count scenarios (attackers, practice pages), spawned before patients.
-LIST_ATTACKERS = 1
-NIR_ATTACKERS = 1
-EMBED_USERS = 2
-FIXED_USERS = LIST_ATTACKERS + NIR_ATTACKERS + EMBED_USERS
 #: Allowance for loading the page, the widget and their assets at the start of a journey.
 PAGE_LOAD_ALLOWANCE_S = 1.0
 
@@ -117,7 +113,7 @@ class LoadTestConfig:
         patients = math.ceil(
             self.target_rate * self.journey_max_s * 1.25 / self.mean_checks_per_patient
         )
-        return patients + FIXED_USERS
+        return patients + fixed_users()
 
 
 @cache

@@ -27,15 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.ledger import (
-    LIST_MANY_NETWORKS,
-    LIST_ONE_NETWORK,
-    NIR_COMPLETION,
     PATIENT_CHECK_NAME,
     AttackLog,
     Tier,
     breaches,
     read_ledger,
 )
+from loadtests.scenarios.catalogue import attack_checks
 from loadtests.steady_rate import SteadyWindow, steady_window
 
 STATS_FILE = "locust_stats.csv"
@@ -48,8 +46,8 @@ class Criteria:
     p99_margin_ms: float
     target_rate: float
     min_rate_share: float
-    limits_per_network: str
-    limits_per_identity: str
+    #: Limit strings by ``Settings`` attribute, for every attack in the scenario catalogue.
+    limits: dict[str, str]
     clock_slack_s: float
 
     @classmethod
@@ -62,8 +60,10 @@ class Criteria:
             p99_margin_ms=config.p99_margin_ms,
             target_rate=config.target_rate,
             min_rate_share=config.min_rate_share,
-            limits_per_network=config.service.limits_per_network,
-            limits_per_identity=config.service.limits_per_identity,
+            limits={
+                check.limit_setting: str(getattr(config.service, check.limit_setting))
+                for check in attack_checks()
+            },
             clock_slack_s=config.clock_slack_s,
         )
 
@@ -128,7 +128,7 @@ def _group(stats: dict[str, RequestStats], prefix: str) -> tuple[int, int]:
 
 
 def _attack_verdict(
-    label: str, log: AttackLog, tiers: list[Tier], slack: float, unit: str
+    label: str, log: AttackLog, tiers: list[Tier], slack: float, unit: str, must_be_refused: bool
 ) -> Verdict:
     found = breaches(log.admitted, tiers, slack)
     refused = sum(n for outcome, n in log.outcomes.items() if outcome.startswith("refused"))
@@ -147,8 +147,10 @@ def _attack_verdict(
         )
     return Verdict(
         f"{label}: admitted <= limit per {unit}, and refused",
-        passed=not found and refused > 0,
-        measured=measured if refused else measured + "; never refused (attack too small?)",
+        passed=not found and (refused > 0 or not must_be_refused),
+        measured=measured
+        if refused or not must_be_refused
+        else measured + "; never refused (attack too small?)",
     )
 
 
@@ -229,16 +231,16 @@ def evaluate(
     )
 
     attacks = {name: AttackLog.from_dict(d) for name, d in ledger.get("attacks", {}).items()}
-    network = Tier.parse_many(criteria.limits_per_network)
-    identity = Tier.parse_many(criteria.limits_per_identity)
-    slack = criteria.clock_slack_s
-    for scenario, label, tiers, unit in (
-        (LIST_ONE_NETWORK, "list validation from one network", network, "network"),
-        (LIST_MANY_NETWORKS, "list validation from many networks", network, "network"),
-        (NIR_COMPLETION, "NIR completion", identity, "victim"),
-    ):
+    for check in attack_checks():
         verdicts.append(
-            _attack_verdict(label, attacks.get(scenario, AttackLog()), tiers, slack, unit)
+            _attack_verdict(
+                check.label,
+                attacks.get(check.ledger_name, AttackLog()),
+                Tier.parse_many(criteria.limits[check.limit_setting]),
+                criteria.clock_slack_s,
+                check.unit,
+                check.must_be_refused,
+            )
         )
     unexpected = {
         f"{scenario}: {outcome} x{n}"

@@ -68,8 +68,10 @@ def criteria(target_rate: float = 15.0) -> Criteria:
         p99_margin_ms=100,
         target_rate=target_rate,
         min_rate_share=0.9,
-        limits_per_network=service.limits_per_network,
-        limits_per_identity=service.limits_per_identity,
+        limits={
+            "limits_per_network": service.limits_per_network,
+            "limits_per_identity": service.limits_per_identity,
+        },
         clock_slack_s=2,
     )
 
