@@ -21,12 +21,8 @@ from functools import cache
 from pathlib import Path
 
 from app.settings import Settings
+from loadtests.scenarios.catalogue import fixed_users
 
-#: Users of the fixed-count scenarios (attackers, practice pages), spawned before patients.
-LIST_ATTACKERS = 1
-NIR_ATTACKERS = 1
-EMBED_USERS = 2
-FIXED_USERS = LIST_ATTACKERS + NIR_ATTACKERS + EMBED_USERS
 #: Allowance for loading the page, the widget and their assets at the start of a journey.
 PAGE_LOAD_ALLOWANCE_S = 1.0
 
@@ -97,6 +93,17 @@ class LoadTestConfig:
         check_s = self.floor_ms / 1000 + 0.1
         return PAGE_LOAD_ALLOWANCE_S + 2 * (self.think_max_s + check_s)
 
+    @property
+    def steady_warmup_s(self) -> float:
+        """Seconds after the last spawn before patient checks arrive at the steady pace.
+
+        Each patient user starts its journeys at a random phase, one per pacing
+        interval, so journeys start at the steady pace from its spawn on; a journey's
+        checks follow its start by at most the longest journey. Past that, the check
+        rate is the target (``loadtests/steady_rate.py`` judges from there).
+        """
+        return self.journey_max_s
+
     def patient_pacing_s(self, patient_users: int) -> float:
         """Seconds between the starts of one user's journeys so that all reach the target."""
         return max(patient_users, 1) * self.mean_checks_per_patient / self.target_rate
@@ -106,7 +113,7 @@ class LoadTestConfig:
         patients = math.ceil(
             self.target_rate * self.journey_max_s * 1.25 / self.mean_checks_per_patient
         )
-        return patients + FIXED_USERS
+        return patients + fixed_users()
 
 
 @cache

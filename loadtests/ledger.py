@@ -122,8 +122,13 @@ class Ledger:
         self.patient_check_times: list[float] = []
         self.patient_outcomes: Counter[str] = Counter()
         self.spawn_complete: float | None = None
+        #: When Locust stopped offering load (its run time was up): the steady window's end.
+        self.load_ended: float | None = None
+        #: When every user had stopped (after finishing the journeys in progress).
         self.stopped: float | None = None
         self.patient_pacing_s: float | None = None
+        #: Seconds after the last spawn before patients check at the steady pace.
+        self.patient_warmup_s: float | None = None
 
     def attack(
         self, scenario: str, key: str, admitted: bool, outcome: str, at: float
@@ -149,8 +154,10 @@ class Ledger:
                     "check_times": self.patient_check_times,
                     "outcomes": dict(self.patient_outcomes),
                     "pacing_s": self.patient_pacing_s,
+                    "warmup_s": self.patient_warmup_s,
                 },
                 "spawn_complete": self.spawn_complete,
+                "load_ended": self.load_ended,
                 "stopped": self.stopped,
             }
 

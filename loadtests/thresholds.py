@@ -27,15 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.ledger import (
-    LIST_MANY_NETWORKS,
-    LIST_ONE_NETWORK,
-    NIR_COMPLETION,
     PATIENT_CHECK_NAME,
     AttackLog,
     Tier,
     breaches,
     read_ledger,
 )
+from loadtests.scenarios.catalogue import attack_checks
+from loadtests.steady_rate import SteadyWindow, steady_window
 
 STATS_FILE = "locust_stats.csv"
 FAILURES_FILE = "locust_failures.csv"
@@ -47,8 +46,8 @@ class Criteria:
     p99_margin_ms: float
     target_rate: float
     min_rate_share: float
-    limits_per_network: str
-    limits_per_identity: str
+    #: Limit strings by ``Settings`` attribute, for every attack in the scenario catalogue.
+    limits: dict[str, str]
     clock_slack_s: float
 
     @classmethod
@@ -61,8 +60,10 @@ class Criteria:
             p99_margin_ms=config.p99_margin_ms,
             target_rate=config.target_rate,
             min_rate_share=config.min_rate_share,
-            limits_per_network=config.service.limits_per_network,
-            limits_per_identity=config.service.limits_per_identity,
+            limits={
+                check.limit_setting: str(getattr(config.service, check.limit_setting))
+                for check in attack_checks()
+            },
             clock_slack_s=config.clock_slack_s,
         )
 
@@ -72,6 +73,8 @@ class Verdict:
     threshold: str
     passed: bool
     measured: str
+    #: False when the run could not measure it (too short): reported, never a failure.
+    judged: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,22 +116,6 @@ def read_failures(path: Path) -> list[tuple[str, str, int]]:
         return [(r["Name"], r["Error"], int(r["Occurrences"])) for r in csv.DictReader(handle)]
 
 
-def steady_rate(ledger: dict[str, Any]) -> tuple[float, float]:
-    """Patient checks per second once every user runs and a full pacing interval has
-    passed (before that the journeys are still ramping up); and the window's length."""
-    spawned, stopped = ledger.get("spawn_complete"), ledger.get("stopped")
-    patients = ledger.get("patients", {})
-    if spawned is None or stopped is None:
-        return 0.0, 0.0
-    pacing = float(patients.get("pacing_s") or 0.0)
-    start = min(spawned + pacing, spawned + (stopped - spawned) / 2)
-    window = stopped - start
-    if window <= 0:
-        return 0.0, 0.0
-    count = sum(1 for t in patients.get("check_times", []) if start <= t <= stopped)
-    return count / window, window
-
-
 def _plain(error: str) -> str:
     """Locust writes a failure as ``CatchResponseError('text')``: keep the text."""
     match = re.fullmatch(r"""CatchResponseError\((['"])(.*)\1\)""", error)
@@ -141,7 +128,7 @@ def _group(stats: dict[str, RequestStats], prefix: str) -> tuple[int, int]:
 
 
 def _attack_verdict(
-    label: str, log: AttackLog, tiers: list[Tier], slack: float, unit: str
+    label: str, log: AttackLog, tiers: list[Tier], slack: float, unit: str, must_be_refused: bool
 ) -> Verdict:
     found = breaches(log.admitted, tiers, slack)
     refused = sum(n for outcome, n in log.outcomes.items() if outcome.startswith("refused"))
@@ -160,8 +147,39 @@ def _attack_verdict(
         )
     return Verdict(
         f"{label}: admitted <= limit per {unit}, and refused",
-        passed=not found and refused > 0,
-        measured=measured if refused else measured + "; never refused (attack too small?)",
+        passed=not found and (refused > 0 or not must_be_refused),
+        measured=measured
+        if refused or not must_be_refused
+        else measured + "; never refused (attack too small?)",
+    )
+
+
+def _rate_verdict(window: SteadyWindow | None, criteria: Criteria) -> Verdict:
+    threshold = (
+        f"patients: steady rate >= {criteria.min_rate_share:.0%} of the target "
+        f"{criteria.target_rate:g} checks/s"
+    )
+    if window is None:
+        return Verdict(threshold, True, "not judged: spawning never completed", judged=False)
+    if not window.judged:
+        return Verdict(
+            threshold,
+            passed=True,
+            measured=(
+                f"not judged: {window.seconds:.1f} s of steady load after a "
+                f"{window.warmup_s:.1f} s warm-up, {window.needed_s:.1f} s needed "
+                f"(about {window.duration_hint_s()} s more --duration)"
+            ),
+            judged=False,
+        )
+    needed = criteria.target_rate * criteria.min_rate_share
+    return Verdict(
+        threshold,
+        passed=window.rate >= needed,
+        measured=(
+            f"{window.rate:.1f} checks/s over {window.seconds:.1f} s "
+            f"(from {window.warmup_s:.1f} s after the last user spawned to the end of the load)"
+        ),
     )
 
 
@@ -202,16 +220,7 @@ def evaluate(
             ),
         )
     )
-    rate, window = steady_rate(ledger)
-    needed = criteria.target_rate * criteria.min_rate_share
-    verdicts.append(
-        Verdict(
-            f"patients: steady rate >= {criteria.min_rate_share:.0%} of the target "
-            f"{criteria.target_rate:g} checks/s",
-            passed=rate >= needed,
-            measured=f"{rate:.1f} checks/s over the last {window:.0f} s",
-        )
-    )
+    verdicts.append(_rate_verdict(steady_window(ledger), criteria))
     embed_requests, embed_failures = _group(stats, "embed:")
     verdicts.append(
         Verdict(
@@ -222,16 +231,16 @@ def evaluate(
     )
 
     attacks = {name: AttackLog.from_dict(d) for name, d in ledger.get("attacks", {}).items()}
-    network = Tier.parse_many(criteria.limits_per_network)
-    identity = Tier.parse_many(criteria.limits_per_identity)
-    slack = criteria.clock_slack_s
-    for scenario, label, tiers, unit in (
-        (LIST_ONE_NETWORK, "list validation from one network", network, "network"),
-        (LIST_MANY_NETWORKS, "list validation from many networks", network, "network"),
-        (NIR_COMPLETION, "NIR completion", identity, "victim"),
-    ):
+    for check in attack_checks():
         verdicts.append(
-            _attack_verdict(label, attacks.get(scenario, AttackLog()), tiers, slack, unit)
+            _attack_verdict(
+                check.label,
+                attacks.get(check.ledger_name, AttackLog()),
+                Tier.parse_many(criteria.limits[check.limit_setting]),
+                criteria.clock_slack_s,
+                check.unit,
+                check.must_be_refused,
+            )
         )
     unexpected = {
         f"{scenario}: {outcome} x{n}"
@@ -258,6 +267,12 @@ def _server_floor_overruns(run_dir: Path) -> int:
     )
 
 
+def _result(verdict: Verdict) -> str:
+    if not verdict.judged:
+        return "not judged"
+    return "pass" if verdict.passed else "FAIL"
+
+
 def render(
     verdicts: list[Verdict], stats: dict[str, RequestStats], run_dir: Path, overruns: int
 ) -> str:
@@ -267,7 +282,7 @@ def render(
         "",
         "| threshold | result | measured |",
         "|---|---|---|",
-        *(f"| {v.threshold} | {'pass' if v.passed else 'FAIL'} | {v.measured} |" for v in verdicts),
+        *(f"| {v.threshold} | {_result(v)} | {v.measured} |" for v in verdicts),
         "",
         "| request | count | failures | p50 ms | p95 ms | p99 ms | max ms | req/s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from locust import FastHttpUser, constant, task
 
-from loadtests.config import LIST_ATTACKERS, load_config
+from loadtests.config import load_config
 from loadtests.ledger import LIST_MANY_NETWORKS, LIST_ONE_NETWORK, Tier
 from loadtests.scenarios.common import (
     attacker_networks,
@@ -25,7 +25,6 @@ from loadtests.scenarios.common import (
 
 
 class ListValidationAttacker(FastHttpUser):
-    fixed_count = LIST_ATTACKERS
     wait_time = constant(0)  # as fast as the answers come back: a greedy script
 
     def on_start(self) -> None:

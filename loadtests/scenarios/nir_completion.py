@@ -9,7 +9,7 @@ import random
 
 from locust import FastHttpUser, constant, task
 
-from loadtests.config import NIR_ATTACKERS, load_config
+from loadtests.config import load_config
 from loadtests.ledger import NIR_COMPLETION, Tier
 from loadtests.scenarios.common import attacker_networks, post_attack
 from lookup_index.generator import SyntheticPopulation
@@ -19,7 +19,6 @@ GIVE_UP_AFTER = 20
 
 
 class NirCompletionAttacker(FastHttpUser):
-    fixed_count = NIR_ATTACKERS
     wait_time = constant(0)
 
     def on_start(self) -> None:

@@ -17,8 +17,9 @@ from typing import Any
 
 from locust import FastHttpUser, task
 
-from loadtests.config import FIXED_USERS, load_config
+from loadtests.config import load_config
 from loadtests.ledger import PATIENT_CHECK_NAME
+from loadtests.scenarios.catalogue import fixed_users
 from loadtests.scenarios.common import (
     CHECK_PATH,
     ledger,
@@ -62,9 +63,11 @@ class PatientUser(FastHttpUser):
         config = load_config()
         self.rng = random.Random()
         self.pool = probe_pool(config.probes)
-        users = getattr(self.environment.parsed_options, "num_users", None) or FIXED_USERS + 1
-        self.pacing_s = config.patient_pacing_s(max(users - FIXED_USERS, 1))
+        fixed = fixed_users()
+        users = getattr(self.environment.parsed_options, "num_users", None) or fixed + 1
+        self.pacing_s = config.patient_pacing_s(max(users - fixed, 1))
         ledger().patient_pacing_s = self.pacing_s
+        ledger().patient_warmup_s = config.steady_warmup_s
         # Patients arrive at random moments, not in lockstep with the spawn.
         time.sleep(self.rng.uniform(0, self.pacing_s))
         self.journey_started = time.monotonic()

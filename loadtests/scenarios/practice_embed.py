@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from locust import FastHttpUser, between, task
 
-from loadtests.config import EMBED_USERS, load_config
+from loadtests.config import load_config
 from loadtests.scenarios.common import get_ok, page_with_assets, patient_networks
 
 GROUP = "embed"
 
 
 class PracticeEmbedUser(FastHttpUser):
-    fixed_count = EMBED_USERS
     wait_time = between(0.5, 2)
 
     @task

@@ -1,4 +1,4 @@
-"""The arithmetic the attacker thresholds rest on: windows, slack, steady rates."""
+"""The arithmetic the attacker thresholds rest on: windows, slack, the ledger file."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from loadtests.ledger import Ledger, Tier, breaches, max_in_window, read_ledger
-from loadtests.thresholds import steady_rate
 
 
 def test_tiers_parse_the_service_limit_syntax() -> None:
@@ -68,20 +67,3 @@ def test_ledger_round_trip(tmp_path: Path) -> None:
         "outcomes": {"admitted (200)": 1, "refused (429)": 1},
     }
     assert json.loads((tmp_path / "defence.json").read_text())["patients"]["outcomes"] == {"ok": 1}
-
-
-def test_steady_rate_skips_the_ramp_up() -> None:
-    # Spawned at 100, pacing 10: the window is [110, 160]; 5 checks/s there, a burst before.
-    times = [100.0 + i * 0.01 for i in range(500)] + [110 + i * 0.2 for i in range(250)]
-    ledger = {
-        "spawn_complete": 100.0,
-        "stopped": 160.0,
-        "patients": {"check_times": times, "pacing_s": 10.0},
-    }
-    rate, window = steady_rate(ledger)
-    assert window == 50
-    assert rate == pytest.approx(5.0, rel=0.01)
-
-
-def test_steady_rate_is_zero_when_spawning_never_completed() -> None:
-    assert steady_rate({"spawn_complete": None, "stopped": 10.0, "patients": {}}) == (0.0, 0.0)

@@ -148,16 +148,17 @@ def test_the_judge_fails_the_same_run_against_stricter_criteria(smoke_run: dict[
         p99_margin_ms=SMOKE_P99_MARGIN_MS,
         target_rate=5,
         min_rate_share=SMOKE_MIN_RATE_SHARE,
-        limits_per_network=defaults.limits_per_network,
-        limits_per_identity=defaults.limits_per_identity,
+        limits={
+            "limits_per_network": defaults.limits_per_network,
+            "limits_per_identity": defaults.limits_per_identity,
+        },
         clock_slack_s=2,
     )
     assert all(v.passed for v in evaluate(stats, failures, ledger, actual))
 
     stricter = replace(
         actual,
-        limits_per_network="2/minute",
-        limits_per_identity="3/day",
+        limits={"limits_per_network": "2/minute", "limits_per_identity": "3/day"},
         floor_ms=100,
         p99_margin_ms=0,
     )
