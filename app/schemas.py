@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.advice import Lang
+
 
 class CheckRequest(BaseModel):
     """What a patient submits. Strict: no coercion, no extra field, bounded lengths."""
@@ -15,7 +17,7 @@ class CheckRequest(BaseModel):
     nir: str = Field(min_length=13, max_length=40, description="15 characters, separators allowed")
     birth_date: str = Field(min_length=10, max_length=10, description="YYYY-MM-DD")
     last_name: str = Field(min_length=1, max_length=100, description="birth or usage name")
-    lang: Literal["fr", "en"] | None = None
+    lang: Lang | None = None
 
 
 class Incident(BaseModel):
@@ -47,7 +49,7 @@ class CheckAnswer(BaseModel):
     incident: Incident
     exposed: list[str]
     advice: Advice
-    lang: Literal["fr", "en"]
+    lang: Lang
     checked_at: str = Field(description="UTC, second precision, fixed length")
     padding: str = Field(description="random characters making every body the same size")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,6 +17,13 @@ from lookup_index import load_pepper
 
 #: Where orchestrators mount secrets as files (Docker/Compose/Kubernetes).
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
+# A CSP source expression: a keyword, a scheme, or a host source. No separators, no quotes
+# elsewhere, so a setting can never add a directive to the header.
+_CSP_SOURCE = re.compile(
+    r"'self'|'none'|[a-z][a-z0-9+.\-]*:|[a-z][a-z0-9+.\-]*://[^\s;,']+|[^\s;,':]+(:\d+)?"
+)
+# A serialised origin as browsers send it in `Origin`: scheme, host, optional port, nothing else.
+_ORIGIN = re.compile(r"https?://[a-z0-9.\-]+(:\d{1,5})?|https?://\[[0-9a-f:.]+\](:\d{1,5})?")
 
 
 def _split(value: object) -> object:
@@ -64,8 +72,6 @@ class Settings(BaseSettings):
 
     # Widget.
     frame_ancestors: Annotated[list[str], NoDecode] = ["'self'"]
-    #: Public origin of this service, used in the privacy notice link and by embed.js.
-    public_origin: str = ""
 
     # Server (used by `selfcheck serve` only).
     host: str = "127.0.0.1"
@@ -75,6 +81,23 @@ class Settings(BaseSettings):
     @classmethod
     def _split_lists(cls, value: object) -> object:
         return _split(value)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin like https://practice.example")
+        return value
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _csp_sources(cls, value: list[str]) -> list[str]:
+        # They go verbatim into the widget's Content-Security-Policy header.
+        for source in value:
+            if not _CSP_SOURCE.fullmatch(source):
+                raise ValueError(f"{source!r} is not a CSP source like https://practice.example")
+        return value or ["'none'"]
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

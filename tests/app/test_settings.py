@@ -71,11 +71,56 @@ def test_no_dotenv_is_read_unless_named(monkeypatch: pytest.MonkeyPatch, tmp_pat
         {"hash_concurrency": 0},
         {"trusted_proxies": "not-a-network"},
         {"log_level": "verbose"},
+        {"allowed_origins": "https://a.example/path"},
+        {"frame_ancestors": "https://a.example;"},
     ],
 )
 def test_invalid_values_are_refused(overrides: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         Settings(**overrides)
+
+
+#: One bad value per setting that can hold one, as an operator would write it.
+BAD_VALUES = {
+    "RESPONSE_FLOOR_MS": "-1",
+    "MAX_BODY_BYTES": "10",
+    "ALLOWED_ORIGINS": "https://practice.example/page",
+    "TRUSTED_PROXIES": "10.0.0.0/33",
+    "HASH_CONCURRENCY": "0",
+    "DOCS_ENABLED": "maybe",
+    "RESPONSE_SIZE": "100",
+    "LOG_LEVEL": "verbose",
+    "RATE_LIMIT_STORAGE": "memcached://127.0.0.1:11211",
+    "LIMITS_PER_NETWORK": "five a minute",
+    "LIMITS_PER_IPV6_48": "",
+    "LIMITS_PER_IDENTITY": "10/fortnight",
+    "GLOBAL_LIMIT": "forty",
+    "RATE_LIMIT_TIMEOUT_MS": "10",
+    "WORKERS": "0",
+    "FRAME_ANCESTORS": "'self'; script-src *",
+    "PORT": "70000",
+}
+
+
+def test_every_setting_with_a_bounded_value_has_a_bad_value_here() -> None:
+    unbounded = {"index_path", "key_file", "secrets_dir", "host"}  # checked when opened
+    assert {name.lower() for name in BAD_VALUES} == set(Settings.model_fields) - unbounded
+
+
+@pytest.mark.parametrize(("name", "value"), sorted(BAD_VALUES.items()))
+def test_a_bad_value_is_a_one_line_refusal_naming_the_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, value: str
+) -> None:
+    from app.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(f"SELFCHECK_{name}", value)
+    with pytest.raises(SystemExit) as refused:
+        main(["serve"])  # refused while reading the settings, before anything is opened
+    message = str(refused.value.code)
+    assert message.startswith(f"selfcheck: invalid setting SELFCHECK_{name}: ")
+    assert "\n" not in message
+    assert "Traceback" not in message
 
 
 def test_memory_storage_with_several_workers_is_refused_clearly() -> None:

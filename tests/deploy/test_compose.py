@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 import yaml
 
+from app.client_address import IPNetwork
+from app.settings import Settings
 from tests.deploy.dockerfile import REPO, option, parse_dockerfile, runtime_stage
 from tests.support.nginx import TEMPLATE, template_variables
 
 COMPOSE = REPO / "deploy" / "compose.yaml"
 ENV_EXAMPLE = REPO / "deploy" / "env.example"
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +88,20 @@ def test_the_replicas_health_check_is_the_images(apis: dict[str, dict[str, Any]]
     image_check = runtime_stage(parse_dockerfile()).last("HEALTHCHECK").exec_form()
     for name, api in apis.items():
         assert api["healthcheck"]["test"] == ["CMD", *image_check], name
+
+
+def test_every_selfcheck_variable_given_to_the_api_is_a_setting(
+    apis: dict[str, dict[str, Any]],
+) -> None:
+    """A variable no setting reads does nothing, silently: the operator thinks it is set."""
+    for name, api in apis.items():
+        given = {var for var in api["environment"] if var.startswith("SELFCHECK_")}
+        unknown = {
+            var
+            for var in given
+            if var.removeprefix("SELFCHECK_").lower() not in Settings.model_fields
+        }
+        assert unknown == set(), name
 
 
 def test_trusted_proxies_are_exactly_the_proxys_address(
