@@ -67,6 +67,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(build_health_router())
     app.include_router(build_widget_router(settings))
     register_error_handlers(app, renderer)
-    app.state.settings = settings
     app.state.floor_stats = floor_stats
     return app

@@ -19,8 +19,9 @@ from starlette.responses import Response
 UNIFORM_HEADERS = {"cache-control": "no-store", "content-type": "application/json"}
 
 
-class BodyTooLarge(ValueError):
-    """A payload does not fit the configured response size (a configuration error)."""
+class PayloadDoesNotFit(ValueError):
+    """A payload does not fit the configured response size (a configuration error, found at
+    start-up; not to be confused with a request body over the cap, :class:`PayloadTooLarge`)."""
 
 
 class PaddedJSON:
@@ -33,7 +34,7 @@ class PaddedJSON:
         unpadded = orjson.dumps({**payload, "padding": ""})
         missing = self.size - len(unpadded)
         if missing < 0:
-            raise BodyTooLarge(f"payload needs {len(unpadded)} bytes, limit is {self.size}")
+            raise PayloadDoesNotFit(f"payload needs {len(unpadded)} bytes, limit is {self.size}")
         # token_urlsafe(n) yields ceil(4n/3) URL-safe base64 characters (no JSON escaping):
         # draw only the bytes needed, as the OS random source is most of the cost of padding.
         padding = secrets.token_urlsafe((missing * 3 + 3) // 4)[:missing]

@@ -12,7 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.advice import AdviceCatalogue
 from app.check_service import CheckService
-from app.padded_json import BodyTooLarge, PaddedJSON
+from app.padded_json import PaddedJSON, PayloadDoesNotFit
 from app.rate_limit import RateLimits
 from app.settings import Settings
 from lookup_index import IndexReader, LookupIndexError
@@ -52,7 +52,7 @@ def open_service(settings: Settings, limits: RateLimits, renderer: PaddedJSON) -
     except LookupIndexError as exc:
         reader.close()
         raise StartupRefused(str(exc)) from None
-    except BodyTooLarge as exc:
+    except PayloadDoesNotFit as exc:
         reader.close()
         raise StartupRefused(f"SELFCHECK_RESPONSE_SIZE too small: {exc}") from None
     limits.bind_pepper(pepper)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.padded_json import BodyTooLarge, PaddedJSON
+from app.padded_json import PaddedJSON, PayloadDoesNotFit
 
 SIZE = 4096
 
@@ -38,7 +38,7 @@ def test_padding_is_never_the_same() -> None:
 
 
 def test_a_payload_that_does_not_fit_is_refused() -> None:
-    with pytest.raises(BodyTooLarge):
+    with pytest.raises(PayloadDoesNotFit):
         PaddedJSON(SIZE).render({"text": "x" * SIZE})
 
 
