@@ -3,7 +3,7 @@
 deploy/compose.yaml's shape, proven without a container engine. Debian's nginx
 runs deploy/nginx/default.conf.template, rendered as the nginx image renders it;
 replica 1 runs as `selfcheck serve`, replica 2 as the Dockerfile's exact CMD
-(uvicorn --proxy-headers); both trust only the proxy's address (127.0.0.1) and
+(`selfcheck serve --host ... --workers 1`); both trust only the proxy's address (127.0.0.1) and
 share one redis-server. Each client binds its own loopback address (127.0.0.x),
 so the proxy sees distinct client addresses, as it would on the Internet.
 """
@@ -83,7 +83,6 @@ class Topology:
             "SELFCHECK_KEY_FILE": str(key),
             "SELFCHECK_RATE_LIMIT_STORAGE": self.redis.url,
             "SELFCHECK_TRUSTED_PROXIES": f"{PROXY_ADDRESS}/32",
-            "FORWARDED_ALLOW_IPS": f"{PROXY_ADDRESS}/32",
             "SELFCHECK_LIMITS_PER_NETWORK": PER_NETWORK_LIMITS,
             "SELFCHECK_GLOBAL_LIMIT": "1000/second",  # not what these tests are about
             "SELFCHECK_RESPONSE_FLOOR_MS": "20",
