@@ -57,7 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_body_seconds=settings.body_timeout_s,
         ),
         Middleware(CatchAllMiddleware, renderer=renderer),
-        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+        Middleware(
+            BodyLimitMiddleware,
+            max_bytes=settings.max_body_bytes,
+            timeout_seconds=settings.body_timeout_s,
+        ),
     ]
     app = FastAPI(
         title="Patient breach self-check",

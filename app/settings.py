@@ -53,8 +53,8 @@ class Settings(BaseSettings):
         ipaddress.ip_network("::1/128"),
     ]
     hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
-    #: Checks in progress at once (past their body) before overload answers the 503;
-    #: 0 means QUEUE_PER_HASH_SLOT per hash slot (app/middleware/in_flight.py).
+    #: Admitted checks hashing or waiting for a hash slot before overload answers the 503;
+    #: 0 means QUEUE_PER_HASH_SLOT per hash slot (app/check_service.py).
     max_in_flight: int = Field(default=0, ge=0, le=100_000)
     docs_enabled: bool = False
     #: Response bodies of /v1/check are padded to exactly this many bytes.

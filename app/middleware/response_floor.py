@@ -72,8 +72,7 @@ class ResponseFloorMiddleware:
             return
         loop = asyncio.get_running_loop()
         arrived = loop.time()
-        # Until the body is complete (or never is), the floor runs from the head.
-        complete = arrived
+        complete: float | None = None
 
         async def timed_receive() -> Message:
             nonlocal complete
@@ -82,12 +81,21 @@ class ResponseFloorMiddleware:
                 complete = min(loop.time(), arrived + self.max_body_seconds)
             return message
 
+        def deadline() -> float:
+            if complete is not None:
+                return complete + self.floor_seconds
+            # Never complete: answered without reading it (405), or refused when it was
+            # still incomplete at the cap (408), which then counts as its completion.
+            if loop.time() - arrived >= self.max_body_seconds:
+                return arrived + self.max_body_seconds + self.floor_seconds
+            return arrived + self.floor_seconds
+
         held: list[Message] = []
 
         async def hold(message: Message) -> None:
             held.append(message)
             if message["type"] == "http.response.body" and not message.get("more_body", False):
-                await self._release(loop, complete + self.floor_seconds, held, send)
+                await self._release(loop, deadline(), held, send)
 
         await self.app(scope, timed_receive, hold)
 

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
 from app.client_address import IPNetwork, client_ip
+from app.errors import NotFound
 from app.rate_limit import RateLimits
 
 
@@ -34,7 +34,7 @@ def build_health_router(
         if address is None or not any(
             address.version == net.version and address in net for net in readers
         ):
-            raise HTTPException(status_code=404)  # the constant 404 of any unknown path
+            raise NotFound  # the constant 404 of any unknown path
         limits: RateLimits | None = getattr(request.state, "limits", None)
         service = getattr(request.state, "service", None)
         # The store's ping is blocking (bounded by its socket timeout): keep it off the loop.
