@@ -23,13 +23,9 @@ COPY deploy/constraints.txt pyproject.toml README.md ./
 COPY lookup_index ./lookup_index
 COPY app ./app
 # Not editable: the code lands in site-packages with its .pyc compiled now, since
-# nothing may be written at run time. The log configuration is app.logging_setup's
-# (no access log, slowapi quiet), written as the file uvicorn's --log-config reads.
-# pip and setuptools are of no use at run time.
+# nothing may be written at run time. pip and setuptools are of no use at run time.
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --constraint constraints.txt . \
-    && /opt/venv/bin/python -c "import json, app.logging_setup as m; print(json.dumps(m.log_config('info')))" \
-       > /opt/venv/selfcheck-logging.json \
     && /opt/venv/bin/pip uninstall --yes pip setuptools
 
 # ---- runtime: the slim base, the venv, a fixed non-root user; nothing else -----
@@ -47,16 +43,13 @@ COPY --from=builder /opt/venv /opt/venv
 # The pepper is read from /run/secrets/selfcheck.key (the defaults of
 # SELFCHECK_SECRETS_DIR and SELFCHECK_KEY_FILE), where Docker, Compose and
 # Kubernetes mount secrets as files.
-# FORWARDED_ALLOW_IPS is uvicorn's --forwarded-allow-ips (read from the
-# environment: an exec-form CMD cannot expand variables). It must always equal
-# SELFCHECK_TRUSTED_PROXIES; set both to the reverse proxy's address.
+# No proxy is trusted by default (SELFCHECK_TRUSTED_PROXIES empty): the deployment
+# names its proxy's address (deploy/compose.yaml). A default such as 127.0.0.1
+# would let anything arriving through a local tunnel choose its own address.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    SELFCHECK_INDEX_PATH=/data/index.bin \
-    SELFCHECK_WORKERS=1 \
-    SELFCHECK_TRUSTED_PROXIES=127.0.0.1/32 \
-    FORWARDED_ALLOW_IPS=127.0.0.1/32
+    SELFCHECK_INDEX_PATH=/data/index.bin
 
 USER ${APP_UID}:${APP_UID}
 # An empty directory: uvicorn puts the working directory first on sys.path.
@@ -69,18 +62,9 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]
 
-# One worker per container (scale with replicas). Keep-alive 75 s outlives the
-# proxy's upstream keepalive_timeout (60 s in deploy/nginx), so the proxy, not
-# uvicorn, closes idle connections and never reuses one being closed. No access
-# log: it would print client addresses. The app applies its own
-# SELFCHECK_TRUSTED_PROXIES walk on top of uvicorn's.
-CMD ["uvicorn", "--factory", "app.main:create_app", \
-     "--host", "0.0.0.0", "--port", "8000", \
-     "--workers", "1", \
-     "--proxy-headers", \
-     "--no-server-header", \
-     "--no-access-log", \
-     "--log-config", "/opt/venv/selfcheck-logging.json", \
-     "--timeout-keep-alive", "75", \
-     "--timeout-graceful-shutdown", "10", \
-     "--limit-concurrency", "128"]
+# The one launcher (app/cli.py): preflight (index, key, store) in one line, then
+# uvicorn with h11 and a head deadline and size cap, no access log, its own
+# X-Forwarded-For handling off (the app's walk over SELFCHECK_TRUSTED_PROXIES is
+# the only one), no --limit-concurrency (the app answers overload with its padded
+# 503). One worker per container: scale with replicas.
+CMD ["selfcheck", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "1"]

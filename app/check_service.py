@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 
 from app.advice import AdviceCatalogue, Lang, negotiate_lang
-from app.errors import InvalidRequest, RateLimited, UnsupportedMediaType
+from app.errors import InvalidRequest, RateLimited, Unavailable, UnsupportedMediaType
 from app.padded_json import PaddedJSON
 from app.rate_limit import RateLimits
 from app.schemas import CheckRequest
@@ -25,6 +25,10 @@ from lookup_index import IndexReader, InvalidIdentity, KeyedHasher, canonical_id
 
 def is_json(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == "application/json"
+
+
+#: Checks allowed to wait per hash slot: 8 x 25-60 ms of Argon2 is about one floor.
+QUEUE_PER_HASH_SLOT = 8
 
 
 class CheckService:
@@ -36,6 +40,7 @@ class CheckService:
         renderer: PaddedJSON,
         advice: AdviceCatalogue,
         hash_concurrency: int,
+        max_in_flight: int = 0,
     ) -> None:
         self.reader = reader
         self.hasher = hasher
@@ -45,6 +50,14 @@ class CheckService:
         # At most this many Argon2 computations at once, whatever the thread pool size:
         # each one holds its memory cost, and more than the cores only adds latency.
         self._hash_slots = threading.BoundedSemaphore(hash_concurrency)
+        # Overload: past this many checks hashing or waiting for a slot, the uniform 503 at
+        # once (the floor still holds it), instead of a queue that outgrows the floor.
+        # uvicorn's --limit-concurrency answered 19 bytes of text/plain and counted idle
+        # connections; this counts only admitted work, and frees the slot when the hash is
+        # done, not when the floor releases the answer.
+        self._in_flight = threading.BoundedSemaphore(
+            max_in_flight or QUEUE_PER_HASH_SLOT * hash_concurrency
+        )
         header = reader.header
         self._incident = {"id": header.incident_id, "label": header.incident_label}
 
@@ -59,8 +72,13 @@ class CheckService:
             raise InvalidRequest from None
         if not self.limits.hit_identity(identity):
             raise RateLimited
-        with self._hash_slots:
-            digest = self.hasher.digest(identity.canonical())
+        if not self._in_flight.acquire(blocking=False):
+            raise Unavailable
+        try:
+            with self._hash_slots:
+                digest = self.hasher.digest(identity.canonical())
+        finally:
+            self._in_flight.release()
         found, mask = self.reader.lookup_mask(digest)
         lang = negotiate_lang(query.lang, headers.get("accept-language", ""))
         return self.renderer.response(self.payload(found, mask, lang))

@@ -58,6 +58,14 @@ class UnsupportedMediaType(PublicError):
     message = "Send the request as application/json."
 
 
+class RequestTimeout(PublicError):
+    """The body was not complete within ``SELFCHECK_BODY_TIMEOUT_S`` of the head."""
+
+    status_code = 408
+    code = "request_timeout"
+    message = "The request took too long to arrive."
+
+
 class RateLimited(PublicError):
     """Any limit: one answer whatever the bucket, so nothing says which limit or its value."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 
@@ -29,3 +30,16 @@ def log_config(level: str) -> dict[str, Any]:
             "slowapi": {"level": "ERROR"},
         },
     }
+
+
+def silence_access_log() -> None:
+    """Turn uvicorn's access log off whatever started the server.
+
+    Called by ``create_app``: even a hand-started ``uvicorn --factory`` (access log
+    on by default) then prints no client address. uvicorn configures logging
+    before it loads the app, so this comes last and holds.
+    """
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
+    access.disabled = True

@@ -7,10 +7,12 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from app.errors import register_error_handlers
+from app.logging_setup import silence_access_log
 from app.middleware.body_limit import BodyLimitMiddleware
 from app.middleware.catch_all import CatchAllMiddleware
 from app.middleware.response_floor import FloorStats, ResponseFloorMiddleware
 from app.middleware.security_headers import SecurityHeadersMiddleware
+from app.middleware.uniform_headers import UniformHeadersMiddleware
 from app.padded_json import PaddedJSON
 from app.rate_limit import RateLimits
 from app.routes.check import build_check_router
@@ -23,6 +25,7 @@ from app.state import OneLineStartupErrors, StartupMessage, make_lifespan
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    silence_access_log()
     renderer = PaddedJSON(settings.response_size)
     limits = RateLimits(settings)
     startup_message = StartupMessage()
@@ -31,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # every answer of /v1/check (413 and 500 included) carries the same CORS headers.
     middleware = [
         Middleware(OneLineStartupErrors, message=startup_message),
+        Middleware(UniformHeadersMiddleware, paths=[CHECK_PATH]),
         Middleware(SecurityHeadersMiddleware),
     ]
     if settings.allowed_origins:
@@ -50,9 +54,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             floor_seconds=settings.response_floor_ms / 1000,
             paths=[CHECK_PATH],
             stats=floor_stats,
+            max_body_seconds=settings.body_timeout_s,
         ),
         Middleware(CatchAllMiddleware, renderer=renderer),
-        Middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+        Middleware(
+            BodyLimitMiddleware,
+            max_bytes=settings.max_body_bytes,
+            timeout_seconds=settings.body_timeout_s,
+        ),
     ]
     app = FastAPI(
         title="Patient breach self-check",
@@ -62,9 +71,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url=None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
+        # `/v1/check/` would get a 307 echoing the Host header, unfloored and uncounted:
+        # a near-path is a constant 404 like any unknown path.
+        redirect_slashes=False,
     )
     app.include_router(build_check_router(limits))
-    app.include_router(build_health_router())
+    app.include_router(build_health_router(settings.health_allowed, settings.trusted_proxies))
     app.include_router(build_widget_router(settings))
     register_error_handlers(app, renderer)
     app.state.floor_stats = floor_stats

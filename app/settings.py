@@ -51,9 +51,19 @@ class Settings(BaseSettings):
     secrets_dir: Path = DEFAULT_SECRETS_DIR
     response_floor_ms: int = Field(default=250, ge=0, le=10_000)
     max_body_bytes: int = Field(default=2048, ge=256, le=65_536)
+    #: The body must be complete this long after the head, or the answer is the padded 408.
+    body_timeout_s: float = Field(default=5.0, gt=0, le=60)
     allowed_origins: Annotated[list[str], NoDecode] = []
     trusted_proxies: Annotated[list[IPNetwork], NoDecode] = []
+    #: Who may read /readyz (besides the trusted proxies): it says when the store is down.
+    health_allowed: Annotated[list[IPNetwork], NoDecode] = [
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    ]
     hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+    #: Admitted checks hashing or waiting for a hash slot before overload answers the 503;
+    #: 0 means QUEUE_PER_HASH_SLOT per hash slot (app/check_service.py).
+    max_in_flight: int = Field(default=0, ge=0, le=100_000)
     docs_enabled: bool = False
     #: Response bodies of /v1/check are padded to exactly this many bytes.
     response_size: int = Field(default=8192, ge=4096, le=65_536)
@@ -76,6 +86,9 @@ class Settings(BaseSettings):
     # Server (used by `selfcheck serve` only).
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)
+    #: A connection must send a complete request head within this many seconds of
+    #: opening or of its previous answer (idle and dripping sockets are closed).
+    keep_alive_s: int = Field(default=5, ge=1, le=300)
 
     @field_validator("allowed_origins", "frame_ancestors", mode="before")
     @classmethod
@@ -99,7 +112,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{source!r} is not a CSP source like https://practice.example")
         return value or ["'none'"]
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "health_allowed", mode="before")
     @classmethod
     def _parse_networks(cls, value: object) -> object:
         items = _split(value)

@@ -45,7 +45,13 @@ def open_service(settings: Settings, limits: RateLimits, renderer: PaddedJSON) -
     try:
         hasher = reader.hasher(pepper)
         service = CheckService(
-            reader, hasher, limits, renderer, AdviceCatalogue.load(), settings.hash_concurrency
+            reader,
+            hasher,
+            limits,
+            renderer,
+            AdviceCatalogue.load(),
+            settings.hash_concurrency,
+            settings.max_in_flight,
         )
         for payload in service.largest_payloads():
             renderer.render(payload)

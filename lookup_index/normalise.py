@@ -106,16 +106,30 @@ def parse_birth_date(raw: str, *, allow_french: bool = False, today: date | None
 
 
 def normalise_last_name(raw: str) -> str:
-    """NFKC, fold accents and ligatures, upper-case, keep only A-Z."""
+    """NFKC, fold accents and ligatures, upper-case, keep only A-Z.
+
+    A letter the folding cannot bring to A-Z (Cyrillic, Greek, CJK...) makes the
+    name invalid: dropping it would look up another name and answer a false
+    "not found". Separators, digits and modifier letters (``ʼ``, an apostrophe
+    typed on some keyboards) are dropped as before.
+    """
     if len(raw) > MAX_NAME_LENGTH:
         raise InvalidIdentity("last_name")
     text = unicodedata.normalize("NFKC", raw).translate(_LETTER_FOLDS)
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     # Upper-casing can reintroduce letters to fold (e.g. "ß".upper() is already "SS").
-    name = _NOT_A_TO_Z.sub("", text.upper().translate(_LETTER_FOLDS))
+    text = text.upper().translate(_LETTER_FOLDS)
+    if any(_is_foreign_letter(c) for c in text):
+        raise InvalidIdentity("last_name")
+    name = _NOT_A_TO_Z.sub("", text)
     if not name:
         raise InvalidIdentity("last_name")
     return name
+
+
+def _is_foreign_letter(char: str) -> bool:
+    category = unicodedata.category(char)
+    return category[0] == "L" and category != "Lm" and not ("A" <= char <= "Z")
 
 
 def nir_matches_birth_date(nir: str, born: date) -> bool:

@@ -1,10 +1,13 @@
 """Holds every response of the guarded routes until ``arrival + floor``.
 
 Timing must not tell a hit from a miss, a malformed query from a valid one,
-or a rate-limited request from an answered one. The deadline is taken when
-the request arrives, and the whole response (start and body) is released at
-that deadline, so the work's duration never shows. Responses that are ready
-late are sent at once and counted as overruns.
+or a rate-limited request from an answered one. The deadline runs from the
+moment the request is complete (its last body byte), not from its head: a
+client who sends the body late would otherwise shorten the floor and see the
+work's duration. The whole response (start and body) is released at that
+deadline. A body that never completes still has a deadline, ``max_body_seconds``
+after the head (the body read timeout). Responses that are ready late are
+sent at once and counted as overruns.
 """
 
 from __future__ import annotations
@@ -48,9 +51,11 @@ class ResponseFloorMiddleware:
         paths: Collection[str],
         stats: FloorStats,
         methods: Collection[str] = ("POST",),
+        max_body_seconds: float = 10.0,
     ) -> None:
         self.app = app
         self.floor_seconds = floor_seconds
+        self.max_body_seconds = max_body_seconds
         self.paths = frozenset(paths)
         self.methods = frozenset(methods)
         self.stats = stats
@@ -66,15 +71,33 @@ class ResponseFloorMiddleware:
             await self.app(scope, receive, send)
             return
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.floor_seconds
+        arrived = loop.time()
+        complete: float | None = None
+
+        async def timed_receive() -> Message:
+            nonlocal complete
+            message = await receive()
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                complete = min(loop.time(), arrived + self.max_body_seconds)
+            return message
+
+        def deadline() -> float:
+            if complete is not None:
+                return complete + self.floor_seconds
+            # Never complete: answered without reading it (405), or refused when it was
+            # still incomplete at the cap (408), which then counts as its completion.
+            if loop.time() - arrived >= self.max_body_seconds:
+                return arrived + self.max_body_seconds + self.floor_seconds
+            return arrived + self.floor_seconds
+
         held: list[Message] = []
 
         async def hold(message: Message) -> None:
             held.append(message)
             if message["type"] == "http.response.body" and not message.get("more_body", False):
-                await self._release(loop, deadline, held, send)
+                await self._release(loop, deadline(), held, send)
 
-        await self.app(scope, receive, hold)
+        await self.app(scope, timed_receive, hold)
 
     async def _release(
         self, loop: asyncio.AbstractEventLoop, deadline: float, held: list[Message], send: Send

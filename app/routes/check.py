@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from app.check_service import CheckService
-from app.errors import PayloadTooLarge
+from app.errors import PayloadTooLarge, RequestTimeout
 from app.rate_limit import RateLimits
 from app.routes.paths import CHECK_PATH
 from app.schemas import CheckAnswer, CheckRequest, ErrorBody
@@ -16,10 +16,11 @@ from app.schemas import CheckAnswer, CheckRequest, ErrorBody
 
 @dataclass(frozen=True, slots=True)
 class BufferedBody:
-    """The request body, or the refusal of an oversize one, held until the limits have run."""
+    """The request body, or the refusal of an oversize or late one, held until the limits
+    have run."""
 
     content: bytes
-    refusal: PayloadTooLarge | None = None
+    refusal: PayloadTooLarge | RequestTimeout | None = None
 
     def read(self) -> bytes:
         if self.refusal is not None:
@@ -28,17 +29,18 @@ class BufferedBody:
 
 
 async def read_body(request: Request) -> BufferedBody:
-    # BodyLimitMiddleware has already bounded and buffered it. An oversize body is refused
-    # only once the route's limits have counted the attempt, like any other attempt.
+    # BodyLimitMiddleware has already bounded and buffered it. An oversize or late body is
+    # refused only once the route's limits have counted the attempt, like any other attempt.
     try:
         return BufferedBody(await request.body())
-    except PayloadTooLarge as refusal:
+    except (PayloadTooLarge, RequestTimeout) as refusal:
         return BufferedBody(b"", refusal)
 
 
 RawBody = Annotated[BufferedBody, Depends(read_body)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    408: {"model": ErrorBody, "description": "Body incomplete after SELFCHECK_BODY_TIMEOUT_S"},
     413: {"model": ErrorBody, "description": "Body larger than SELFCHECK_MAX_BODY_BYTES"},
     415: {"model": ErrorBody, "description": "Content-Type is not application/json"},
     422: {"model": ErrorBody, "description": "Malformed query (one constant body)"},

@@ -358,6 +358,17 @@ def test_every_field_error_is_shown_without_a_request(site: Site, tab: Tab) -> N
     screenshot(page, "field-errors")
 
 
+def test_a_name_in_another_script_asks_for_latin_letters(site: Site, tab: Tab) -> None:
+    """The server refuses it (422); the form says why before sending anything."""
+    page = tab.page
+    page.goto(site.api.url + "/")
+    frame = widget(page)
+    fill(frame, "5 85 03 75 115 423 57", "1990-02-31", "Дюпон")
+    frame.locator("#submit").click()
+    expect(frame.locator("#name-error")).to_have_text(FR["errors"]["name_not_latin"])
+    assert tab.checks() == []
+
+
 def test_nir_birth_date_mismatch_is_only_a_hint(site: Site, tab: Tab, dataset: Dataset) -> None:
     """A child registered under a parent's NIR: the hint shows, the check still runs."""
     child = next(p for p in dataset.by_expected("affected") if mismatched(p))
@@ -840,6 +851,7 @@ def name_cases(dataset: Dataset) -> list[str]:
         "", " ", "-", "' '", "...", "Ø", "Œuvre", "Straße", "ﬁlippi", "Łukasz", "Müller",
         "d'Artagnan", "名前", "x" * 100, "x" * 101, " " + "x" * 100 + " ", "Ñúñez", "e\u0301",
         "ıi", "Αλέξης", "Þór", "ǅ", "Æsa", "Ｄｕｐｏｎｔ", "O\u2019Neil", "van der Berg",
+        "Dupont\u0439", "Pаpadopoulos", "Martin名", "Ωmartin", "D\u02bcArtagnan",
     ]  # fmt: skip
     return [p.last_name for p in dataset.probes] + tricky
 

@@ -223,7 +223,8 @@ def local_command(argv: list[str], *, port: int, log_config: Path) -> list[str]:
     replacements = {"--host": "127.0.0.1", "--port": str(port), "--log-config": str(log_config)}
     local = list(argv)
     for name, value in replacements.items():
-        local[local.index(name) + 1] = value
+        if name in local:
+            local[local.index(name) + 1] = value
     local[0] = str(Path(sys.executable).with_name(local[0]))
     return local
 

@@ -22,6 +22,8 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from app.cli import GRACEFUL_SHUTDOWN_S as SERVE_GRACEFUL_SHUTDOWN_S
+from app.settings import Settings
 from lookup_index.generator import Probe
 from tests.deploy.dockerfile import (
     DOCKERFILE,
@@ -94,28 +96,25 @@ def test_runs_as_a_fixed_non_root_uid_shared_with_compose(stages: list[Stage]) -
     assert api_users == {user}
 
 
-def test_environment_is_read_only_friendly_and_trusts_one_proxy_list(stages: list[Stage]) -> None:
+def test_environment_is_read_only_friendly_and_trusts_no_proxy(stages: list[Stage]) -> None:
     env = runtime_stage(stages).env()
     assert env["PYTHONDONTWRITEBYTECODE"] == "1"
     assert env["PYTHONUNBUFFERED"] == "1"
     assert env["PATH"].startswith("/opt/venv/bin:")
-    assert env["SELFCHECK_WORKERS"] == "1"
-    # uvicorn's --forwarded-allow-ips comes from FORWARDED_ALLOW_IPS: it must name
-    # the same proxies as the app's own walk of X-Forwarded-For.
-    assert _networks(env["FORWARDED_ALLOW_IPS"]) == _networks(env["SELFCHECK_TRUSTED_PROXIES"])
+    # The deployment names its proxy (deploy/compose.yaml); the image trusts none, and
+    # uvicorn's own list is unused (selfcheck serve turns proxy headers off).
+    assert not env.get("SELFCHECK_TRUSTED_PROXIES")
+    assert "FORWARDED_ALLOW_IPS" not in env
     # The index is a run-time mount, never in the image.
     assert env["SELFCHECK_INDEX_PATH"].startswith("/data/")
 
 
-def test_cmd_is_exec_form_uvicorn_with_the_production_flags(cmd: list[str]) -> None:
-    assert cmd[:3] == ["uvicorn", "--factory", "app.main:create_app"]
-    for flag in ("--proxy-headers", "--no-server-header", "--no-access-log"):
-        assert flag in cmd
+def test_cmd_is_the_one_launcher_with_one_worker(cmd: list[str]) -> None:
+    assert cmd[:2] == ["selfcheck", "serve"]
     assert option(cmd, "--workers") == "1"
-    assert int(option(cmd, "--timeout-graceful-shutdown")) > 0
-    # The trusted list comes only from FORWARDED_ALLOW_IPS (see the ENV test): a
-    # literal here would override it and could drift from SELFCHECK_TRUSTED_PROXIES.
-    assert "--forwarded-allow-ips" not in cmd
+    # Everything else (h11, no access log, no proxy headers) is the launcher's, not flags
+    # that could drift: no uvicorn option here.
+    assert not {"--proxy-headers", "--limit-concurrency", "--forwarded-allow-ips"} & set(cmd)
 
 
 def test_keep_alive_outlives_the_proxy_and_shutdown_fits_the_grace_period(
@@ -124,11 +123,14 @@ def test_keep_alive_outlives_the_proxy_and_shutdown_fits_the_grace_period(
     upstream = config_block(NGINX_TEMPLATE.read_text(), "upstream selfcheck_api {")
     nginx_keepalive = re.search(r"keepalive_timeout\s+(\d+)s;", upstream)
     assert nginx_keepalive, "the upstream block sets no keepalive_timeout"
-    assert int(option(cmd, "--timeout-keep-alive")) > int(nginx_keepalive.group(1))
+    keep_alive = runtime_stage(stages).env().get("SELFCHECK_KEEP_ALIVE_S")
+    assert int(keep_alive or Settings.model_fields["keep_alive_s"].default) > int(
+        nginx_keepalive.group(1)
+    )
     services = yaml.safe_load(COMPOSE.read_text())["services"]
     for service in (s for s in services.values() if "build" in s):
         grace = int(service["stop_grace_period"].removesuffix("s"))
-        assert int(option(cmd, "--timeout-graceful-shutdown")) < grace
+        assert grace > SERVE_GRACEFUL_SHUTDOWN_S
 
 
 def test_port_is_the_same_in_cmd_expose_healthcheck_and_proxy(
@@ -299,20 +301,20 @@ def test_image_healthcheck_fails_when_nothing_answers(stages: list[Stage], cmd: 
     assert subprocess.run(argv, capture_output=True, timeout=30).returncode != 0
 
 
-def test_image_cmd_believes_forwarded_for_only_from_the_trusted_proxy(
-    image: ApiServer, dataset: Dataset
-) -> None:
-    """uvicorn's --proxy-headers and the app's walk agree: one client, one budget."""
-    probes = iter(dataset.probes)
-    # 127.0.0.1 is the image's default trusted proxy: its X-Forwarded-For names the client.
-    with httpx.Client(base_url=image.url, timeout=10) as proxy:
+def test_image_trusts_no_forwarded_for_by_default(image: ApiServer, dataset: Dataset) -> None:
+    """A client arriving from 127.0.0.1 (a local tunnel) cannot pick its bucket by header.
+
+    The image used to trust 127.0.0.1 (SELFCHECK_TRUSTED_PROXIES and uvicorn's
+    FORWARDED_ALLOW_IPS): twelve forged addresses got twelve budgets.
+    """
+    probes = iter([p for p in dataset.probes if p.expected != "invalid"])
+    with httpx.Client(base_url=image.url, timeout=10) as tunnel:
         statuses = [
-            _check(proxy, next(probes), **{"x-forwarded-for": "127.0.0.50"}) for _ in range(6)
+            _check(tunnel, next(probes), **{"x-forwarded-for": f"198.51.100.{i}"})
+            for i in range(12)
         ]
-    assert statuses == [200] * 5 + [429]
-    # Any other peer is the client itself, whatever header it sends.
+    assert statuses == [200] * 5 + [429] * 7
+    # Another peer has its own budget, whatever it claims.
     transport = httpx.HTTPTransport(local_address="127.0.0.51")
     with httpx.Client(base_url=image.url, timeout=10, transport=transport) as client:
-        assert _check(client, next(probes), **{"x-forwarded-for": "127.0.0.50"}) == 200
-        # ...and it cannot reach the exhausted budget of 127.0.0.50 by claiming a proxy hop.
-        assert _check(client, next(probes), **{"x-forwarded-for": "127.0.0.50, 127.0.0.1"}) == 200
+        assert _check(client, next(probes), **{"x-forwarded-for": "127.0.0.1"}) == 200

@@ -3,7 +3,7 @@
 deploy/compose.yaml's shape, proven without a container engine. Debian's nginx
 runs deploy/nginx/default.conf.template, rendered as the nginx image renders it;
 replica 1 runs as `selfcheck serve`, replica 2 as the Dockerfile's exact CMD
-(uvicorn --proxy-headers); both trust only the proxy's address (127.0.0.1) and
+(`selfcheck serve --host ... --workers 1`); both trust only the proxy's address (127.0.0.1) and
 share one redis-server. Each client binds its own loopback address (127.0.0.x),
 so the proxy sees distinct client addresses, as it would on the Internet.
 """
@@ -27,12 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import redis as redis_client
 
 from lookup_index.generator import Probe
 from tests.deploy.dockerfile import image_server
 from tests.support.dataset import Dataset
+from tests.support.http2 import h2_exchange
 from tests.support.nginx import (
     TEMPLATE,
     NginxServer,
@@ -83,7 +85,6 @@ class Topology:
             "SELFCHECK_KEY_FILE": str(key),
             "SELFCHECK_RATE_LIMIT_STORAGE": self.redis.url,
             "SELFCHECK_TRUSTED_PROXIES": f"{PROXY_ADDRESS}/32",
-            "FORWARDED_ALLOW_IPS": f"{PROXY_ADDRESS}/32",
             "SELFCHECK_LIMITS_PER_NETWORK": PER_NETWORK_LIMITS,
             "SELFCHECK_GLOBAL_LIMIT": "1000/second",  # not what these tests are about
             "SELFCHECK_RESPONSE_FLOOR_MS": "20",
@@ -387,3 +388,41 @@ def test_rolling_pepper_rotation_keeps_every_answer(topology: Topology) -> None:
                 headers={"x-forwarded-for": next(addresses)},
             )
         assert response.json()["status"] == "affected"
+
+
+def test_http2_answers_are_the_same_size_whatever_the_status(topology: Topology) -> None:
+    """Over HTTP/2, HPACK codes :status 200 in one byte and 422 in five: the proxy's
+    X-Padding evens that out, so HEADERS and DATA sizes say nothing of the outcome."""
+    json_type = {"content-type": "application/json"}
+    hit = orjson.dumps(_body(next(topology.probes)))
+    requests = [
+        # nginx's first HEADERS on a connection carries one more byte (an HPACK table-size
+        # update), whatever the answer: spent on a health check, out of the comparison.
+        ("GET", "/healthz", b"", {}),
+        ("POST", CHECK, hit, json_type),
+        ("POST", CHECK, orjson.dumps(_body(next(topology.probes))), json_type),
+        ("POST", CHECK, b'{"nir": 1}', json_type),
+        ("POST", CHECK, b"{}", {"content-type": "text/plain"}),
+        ("POST", CHECK, b"{" + b" " * 3000 + b"}", json_type),
+        ("POST", CHECK, hit, json_type),  # the sixth counted attempt: 429
+    ]
+    answers = h2_exchange(
+        topology.nginx.https_port, topology.certificate, requests, source="127.0.0.70"
+    )[1:]
+    assert [a.status for a in answers] == [200, 200, 422, 415, 413, 429]
+    sizes = {(a.header_block_without_date(), len(a.body)) for a in answers}
+    assert len(sizes) == 1, [(a.status, a.header_block_without_date()) for a in answers]
+
+
+def test_a_request_flood_from_one_address_stops_at_the_proxy(topology: Topology) -> None:
+    """Past the per-address request rate, nginx refuses before any replica (or Redis) works."""
+    written = [_bytes_written(r.process) for r in topology.replicas]
+    with topology.client("127.0.0.71") as client:
+        statuses = [client.post(CHECK, content=b"{}", headers={"content-type": "text/plain"})
+                    for _ in range(40)]  # fmt: skip
+    by_proxy = [r for r in statuses if r.status_code == 429 and "padding" not in r.json()]
+    assert len(by_proxy) >= 20
+    answered = sum(
+        _bytes_written(r.process) - b for r, b in zip(topology.replicas, written, strict=True)
+    )
+    assert answered < 20 * len(statuses[0].content)

@@ -403,6 +403,7 @@ def test_today_defaults_to_the_real_date() -> None:
         ("ＤＵＰＯＮＴ", "DUPONT"),  # full-width, folded by NFKC
         ("He\u0301rve\u0301", "HERVE"),  # decomposed accents
         ("A" * MAX_NAME_LENGTH, "A" * MAX_NAME_LENGTH),
+        ("D\u02bcArtagnan", "DARTAGNAN"),  # modifier-letter apostrophe, a separator
     ],
 )
 def test_last_name_folding(raw: str, expected: str) -> None:
@@ -418,6 +419,24 @@ def test_last_name_rejected(raw: str) -> None:
         normalise_last_name(raw)
     assert info.value.reason == "last_name"
     assert_leaks_nothing(info.value, raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "Dupont\u0439",  # one Cyrillic letter: dropping it would look up "DUPONT"
+        "Pаpadopoulos",  # Cyrillic "а" among Latin letters (a homoglyph)
+        "Papadopoulosβ",
+        "Martin李",
+        "Ωmartin",
+        "Smithـج",  # Arabic
+    ],
+)
+def test_letters_that_do_not_fold_to_a_z_make_the_name_invalid(raw: str) -> None:
+    """Never silently another name: the patient would get a false "not found"."""
+    with pytest.raises(InvalidIdentity) as info:
+        normalise_last_name(raw)
+    assert info.value.reason == "last_name"
 
 
 @given(french_names)

@@ -71,18 +71,26 @@
   const isoDate = (d) =>
     `${String(d.getFullYear()).padStart(4, "0")}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
 
-  /** NFKC, fold accents and ligatures, upper-case, keep only A-Z (as the server does). */
-  function foldName(raw) {
+  /** NFKC, fold accents and ligatures, upper-case: the letters before only A-Z are kept. */
+  function foldLetters(raw) {
     let text = raw.normalize("NFKC").replace(FOLDABLE, (c) => LETTER_FOLDS[c]);
     text = text.normalize("NFKD").replace(/\p{M}/gu, "");
-    return text.toUpperCase().replace(FOLDABLE, (c) => LETTER_FOLDS[c]).replace(/[^A-Z]+/g, "");
+    return text.toUpperCase().replace(FOLDABLE, (c) => LETTER_FOLDS[c]);
   }
 
-  /** Returns null when valid, else "name_required" | "name_too_long" | "name_invalid". */
+  /** Keep only A-Z of the folded name (as the server does). */
+  const foldName = (raw) => foldLetters(raw).replace(/[^A-Z]+/g, "");
+
+  /** A letter the folding cannot bring to A-Z (Cyrillic, Greek, CJK...); modifier letters
+   *  such as the apostrophe U+02BC are separators. The server refuses such a name. */
+  const isForeignLetter = (c) => /\p{L}/u.test(c) && !/\p{Lm}/u.test(c) && !/[A-Z]/.test(c);
+
+  /** Returns null when valid, else "name_required" | "name_too_long" | "name_not_latin" | "name_invalid". */
   function checkName(raw) {
     const name = raw.trim(); // what is sent
     if (name === "") return "name_required";
     if ([...name].length > MAX_NAME) return "name_too_long";
+    if ([...foldLetters(name)].some(isForeignLetter)) return "name_not_latin";
     return foldName(name) === "" ? "name_invalid" : null;
   }
 

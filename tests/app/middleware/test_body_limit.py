@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -9,7 +11,7 @@ import orjson
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from app.errors import PayloadTooLarge
+from app.errors import PayloadTooLarge, RequestTimeout
 from app.middleware.body_limit import BodyLimitMiddleware
 from tests.app.helpers import CHECK, GENEROUS_LIMITS, body_of, envelope, without_padding
 from tests.support.dataset import Dataset
@@ -103,3 +105,31 @@ async def test_a_lying_content_length_does_not_get_past_the_count() -> None:
         await middleware(scope, receive, send)
     assert seen == []  # the app never saw a byte of the over-limit body
     assert chunks == [b"{}"]  # the last chunk was never read
+
+
+async def test_a_body_slower_than_the_timeout_gets_the_padded_408_and_counts(
+    app_factory: Callable[..., Any], dataset: Dataset
+) -> None:
+    """A client dripping its body holds the connection for the timeout, then spends its budget."""
+    limits = {**GENEROUS_LIMITS, "limits_per_network": "2/minute"}
+    _, http = await app_factory(body_timeout_s=0.3, **limits)
+    probe = dataset.by_expected("affected")[0]
+    raw = orjson.dumps(body_of(probe))
+
+    async def stalled() -> AsyncIterator[bytes]:
+        yield raw[:10]
+        await asyncio.sleep(3)
+        yield raw[10:]
+
+    answers = []
+    for _ in range(3):
+        started = time.perf_counter()
+        answers.append(await http.post(CHECK, content=stalled(), headers=JSON))
+        assert time.perf_counter() - started < 1.5  # the timeout, not the client's 3 s
+    assert [a.status_code for a in answers] == [408, 408, 429]
+    assert without_padding(answers[0]) == {
+        "error": RequestTimeout.code,
+        "message": RequestTimeout.message,
+    }
+    assert {len(a.content) for a in answers} == {8192}
+    assert probe.last_name.encode() not in answers[0].content

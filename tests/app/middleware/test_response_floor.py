@@ -1,17 +1,19 @@
-"""The floor in process: a deadline from arrival, overruns counted.
+"""The floor in process: a deadline from the complete request, overruns counted.
 
 The real server is measured in test_floor_process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
-from app.middleware.response_floor import FloorStats
+from app.middleware.response_floor import FloorStats, ResponseFloorMiddleware
 from lookup_index import KeyedHasher
 from tests.app.helpers import CHECK, GENEROUS_LIMITS, body_of
 from tests.support.dataset import Dataset
@@ -81,3 +83,48 @@ async def test_other_routes_and_a_zero_floor_are_not_held(
     off, off_http = await app_factory(response_floor_ms=0, **GENEROUS_LIMITS)
     await off_http.post(CHECK, json=body_of(dataset.by_expected("affected")[0]))
     assert (off.state.floor_stats.held, off.state.floor_stats.overruns) == (0, 0)
+
+
+async def _floored_after_a_late_body(
+    body_delay: float, floor: float, max_body_seconds: float
+) -> float:
+    """Seconds from the head to the released answer, the last body byte ``body_delay`` late."""
+
+    async def echo_app(scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive()).get("more_body", False):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    middleware = ResponseFloorMiddleware(
+        echo_app,
+        floor_seconds=floor,
+        paths=[CHECK],
+        stats=FloorStats(),
+        max_body_seconds=max_body_seconds,
+    )
+    parts = [(0.0, b"{", True), (body_delay, b"}", False)]
+
+    async def receive() -> Message:
+        delay, chunk, more = parts.pop(0)
+        await asyncio.sleep(delay)
+        return {"type": "http.request", "body": chunk, "more_body": more}
+
+    async def send(message: Message) -> None:
+        pass
+
+    scope = {"type": "http", "path": CHECK, "method": "POST", "headers": []}
+    started = time.perf_counter()
+    await middleware(scope, receive, send)
+    return time.perf_counter() - started
+
+
+async def test_the_deadline_runs_from_the_last_body_byte() -> None:
+    """A body sent 0.2 s after the head must not eat 0.2 s of the floor."""
+    elapsed = await _floored_after_a_late_body(body_delay=0.2, floor=0.3, max_body_seconds=5)
+    assert 0.5 <= elapsed < 0.7
+
+
+async def test_a_slow_body_cannot_push_the_deadline_past_its_cap() -> None:
+    elapsed = await _floored_after_a_late_body(body_delay=0.3, floor=0.2, max_body_seconds=0.1)
+    assert 0.3 <= elapsed < 0.45  # head + 0.1 s cap + 0.2 s floor, not 0.5 s

@@ -58,3 +58,40 @@ async def test_health_routes_are_not_in_the_public_schema(app_factory: Callable[
     paths = (await http.get("/openapi.json")).json()["paths"]
     assert "/healthz" not in paths
     assert "/readyz" not in paths
+
+
+async def test_readyz_is_the_constant_404_to_the_public(
+    app_factory: Callable[..., Any], dataset: Dataset
+) -> None:
+    """It says when the store is down, the moment an attacker wants: not for everyone."""
+    _, http = await app_factory(client_ip="198.51.100.7")
+    async with http:
+        readyz = await http.get("/readyz")
+        unknown = await http.get("/nowhere")
+        healthz = await http.get("/healthz")
+    assert readyz.status_code == unknown.status_code == 404
+    assert readyz.json()["error"] == unknown.json()["error"] == "not_found"
+    assert len(readyz.content) == len(unknown.content)
+    assert "rate_limit_store" not in readyz.text
+    assert healthz.status_code == 200  # liveness stays public
+
+
+async def test_readyz_answers_the_allowed_networks_and_the_proxy(
+    app_factory: Callable[..., Any],
+) -> None:
+    allowed = {"health_allowed": "10.20.0.0/16", "trusted_proxies": "192.0.2.10"}
+    for ip, status in [("10.20.3.4", 200), ("192.0.2.10", 200), ("10.21.0.1", 404)]:
+        _, http = await app_factory(client_ip=ip, **allowed)
+        async with http:
+            assert (await http.get("/readyz")).status_code == status, ip
+
+
+async def test_readyz_relayed_for_an_internet_client_is_refused(
+    app_factory: Callable[..., Any],
+) -> None:
+    """Through the proxy, the client is the X-Forwarded-For hop, not the proxy itself."""
+    _, http = await app_factory(client_ip="192.0.2.10", trusted_proxies="192.0.2.10")
+    async with http:
+        relayed = await http.get("/readyz", headers={"x-forwarded-for": "203.0.113.9"})
+        forged = await http.get("/readyz", headers={"x-forwarded-for": "127.0.0.1, 203.0.113.9"})
+    assert relayed.status_code == forged.status_code == 404
