@@ -82,6 +82,8 @@ class Unavailable(PublicError):
     code = "unavailable"
     message = "The service is temporarily unavailable. Please try again later."
     retry_after = RETRY_AFTER_UNAVAILABLE
+    #: What the operator's log says failed (the runbook quotes it).
+    what_failed: ClassVar[str] = "a component the check needs is unavailable"
 
 
 class InternalError(PublicError):
@@ -119,7 +121,7 @@ def register_error_handlers(app: FastAPI, renderer: PaddedJSON) -> None:
         error = exc if isinstance(exc, PublicError) else InternalError()
         if isinstance(error, Unavailable) and error.__cause__ is not None:
             # The cause's type tells an operator what failed; its message may quote input.
-            logger.warning("%s: %s", error.code, type(error.__cause__).__name__)
+            logger.warning("%s (%s)", error.what_failed, type(error.__cause__).__name__)
         return render_error(renderer, error)
 
     async def routing_error(request: Request, exc: Exception) -> Response:

@@ -52,6 +52,8 @@ _UNKNOWN = "unknown"
 class StorageUnavailable(Unavailable):
     """The rate-limit store failed or did not answer in time: the uniform 503 (fail closed)."""
 
+    what_failed = "rate-limit store unavailable"
+
 
 def storage_options(uri: str, timeout: float) -> dict[str, Any]:
     """Options for ``limits.storage.storage_from_string``: errors raised, every wait bounded.

@@ -99,6 +99,10 @@ BAD_VALUES = {
     "WORKERS": "0",
     "FRAME_ANCESTORS": "'self'; script-src *",
     "PORT": "70000",
+    "BODY_TIMEOUT_S": "0",
+    "HEALTH_ALLOWED": "127.0.0.1/40",
+    "KEEP_ALIVE_S": "0",
+    "MAX_IN_FLIGHT": "-1",
 }
 
 
