@@ -28,6 +28,7 @@ def serve_env(dataset: Dataset, **extra: str) -> dict[str, str]:
         "SELFCHECK_RESPONSE_FLOOR_MS": str(FLOOR_MS),
         "SELFCHECK_HASH_CONCURRENCY": "1",
         "SELFCHECK_KEEP_ALIVE_S": str(KEEP_ALIVE_S),
+        "SELFCHECK_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
         **extra,
     }
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.security.conftest import FLOOR_MS, KEEP_ALIVE_S
-from tests.security.wire import check_request, closed_by_peer, exchange
+from tests.security.conftest import BODY_TIMEOUT_S, FLOOR_MS, KEEP_ALIVE_S
+from tests.security.wire import check_request, closed_by_peer, exchange, read_answer
 from tests.support.dataset import Dataset
 from tests.support.servers import ApiServer
 
@@ -115,3 +115,27 @@ def test_a_header_bomb_is_refused_before_it_is_read(
     assert outcome.get("sent") != "all", "8 MiB of header were read whole"
     answer = outcome.get("answer")
     assert not answer or bytes(answer).startswith(b"HTTP/1.1 400"), answer  # type: ignore[call-overload]
+
+
+def test_dripping_bodies_get_the_padded_408_at_the_timeout(
+    edge_server: ApiServer, dataset: Dataset
+) -> None:
+    """Bodies that never complete: answered 408 (padded, like any answer), then let go."""
+    head = (
+        b"POST /v1/check HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 200\r\n\r\n{"nir":'
+    )
+    reference = exchange(edge_server.port, check_request(dataset.by_expected("not_found")[0]))
+    with sockets(edge_server.port, DRIPPERS) as drips:
+        started = time.monotonic()
+        for sock in drips:
+            sock.sendall(head)
+        assert_normal_client_unhurt(edge_server, dataset)
+        answers = [read_answer(sock) for sock in drips]
+        waited = time.monotonic() - started
+        assert all(closed_by_peer(sock, within=2.0) for sock in drips)
+    assert {a.status for a in answers} == {408}
+    assert {len(a.body) for a in answers} == {len(reference.body)}
+    assert {len(a.head) for a in answers} == {len(reference.head)}
+    # The body timeout, then the floor counted from it; never the client's pace.
+    assert BODY_TIMEOUT_S + FLOOR_MS / 1000 <= waited < BODY_TIMEOUT_S + FLOOR_MS / 1000 + 2
