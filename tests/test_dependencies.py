@@ -14,14 +14,13 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.support.imports import ROOT, imported_names, modules
+from tests.support.imports import ROOT, imported_names, modules, project_module
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 CONSTRAINTS = ROOT / "deploy" / "constraints.txt"
-#: Modules that run on the build machine only (``make run``'s demo, the synthetic generator).
-BUILD_ONLY_MODULES = {"app.demo", "lookup_index.generator"}
-#: Imported lazily by a runtime module, only for what the build machine does (a progress bar).
-BUILD_ONLY_LAZY_IMPORTS = {("lookup_index.cli", "rich")}
+#: What the API runs: the app factory and ``selfcheck serve``. Every module their imports load
+#: is a runtime module; the rest (the builder, the generator, the demo) runs on the build machine.
+API_ENTRY_POINTS = ("app.main", "app.cli")
 
 
 def _names(requirements: list[str]) -> set[str]:
@@ -33,8 +32,23 @@ def _distributions(imported: set[str]) -> set[str]:
     return {canonicalize_name(dist) for top in imported for dist in by_module[top]}
 
 
+def _runtime_modules() -> set[str]:
+    """The project modules importing the entry points loads (lazy imports not followed)."""
+    found = modules()
+    todo, seen = list(API_ENTRY_POINTS), set(API_ENTRY_POINTS)
+    while todo:
+        name = todo.pop()
+        for imported in imported_names(name, found[name], module_level_only=True):
+            target = project_module(imported, set(found))
+            if target and target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
 def _third_party_imports() -> tuple[set[str], set[str]]:
-    """Top-level third-party modules imported by app and lookup_index: (runtime, build only)."""
+    """Top-level third-party modules imported by runtime modules (lazily too), and by the rest."""
+    runtime_modules = _runtime_modules()
     runtime: set[str] = set()
     build: set[str] = set()
     for name, path in modules().items():
@@ -42,11 +56,14 @@ def _third_party_imports() -> tuple[set[str], set[str]]:
             top = imported.partition(".")[0]
             if not top or top in sys.stdlib_module_names or top in ("app", "lookup_index"):
                 continue
-            if name in BUILD_ONLY_MODULES or (name, top) in BUILD_ONLY_LAZY_IMPORTS:
-                build.add(top)
-            else:
-                runtime.add(top)
+            (runtime if name in runtime_modules else build).add(top)
     return runtime, build
+
+
+def test_the_builder_and_the_generator_are_not_runtime_modules() -> None:
+    runtime_modules = _runtime_modules()
+    assert {"app.main", "app.settings", "lookup_index.reader"} <= runtime_modules
+    assert not {"app.demo", "lookup_index.builder", "lookup_index.generator"} & runtime_modules
 
 
 def test_runtime_dependencies_are_what_the_api_imports() -> None:
@@ -54,11 +71,12 @@ def test_runtime_dependencies_are_what_the_api_imports() -> None:
     assert _distributions(runtime) == _names(PROJECT["dependencies"])
 
 
-def test_build_tools_are_the_build_extra_and_not_the_runtime() -> None:
+def test_build_tools_are_an_extra_not_the_runtime() -> None:
     _, build = _third_party_imports()
     build_tools = _distributions(build) - _names(PROJECT["dependencies"])
-    assert build_tools == _names(PROJECT["optional-dependencies"]["build"])
-    assert build_tools == {"faker", "rich"}
+    assert {"faker", "rich"} <= build_tools
+    assert build_tools <= _names(PROJECT["optional-dependencies"]["build"])
+    assert not _names(PROJECT["optional-dependencies"]["build"]) & _names(PROJECT["dependencies"])
 
 
 def _closure(requirements: list[str]) -> set[str]:

@@ -14,19 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.imports import ROOT, imported_names, modules
+from tests.support.imports import ROOT, imported_names, modules, project_module
 
 
 def _imports(name: str, path: Path, known: set[str]) -> set[str]:
     """The project modules ``name`` imports."""
-    found: set[str] = set()
-    for imported in imported_names(name, path):
-        target = imported
-        while target and target not in known:
-            target = target.rpartition(".")[0]
-        if target and target != name:
-            found.add(target)
-    return found
+    found = {project_module(imported, known) for imported in imported_names(name, path)}
+    return {target for target in found if target and target != name}
 
 
 def _graph() -> dict[str, set[str]]:
