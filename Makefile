@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# `make run` needs the runtime and the build tools of its demo index, not the dev set
+# (Playwright, Locust, SciPy...): its own stamp, so it never waits for them.
+RUN_STAMP := $(VENV)/.run-stamp
 DEMO_DIR := .demo
 
 .PHONY: run test lint typecheck unit system-deps loadtest bench clean
@@ -11,10 +14,15 @@ DEMO_DIR := .demo
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
+
+$(RUN_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[build]'
+	touch $(RUN_STAMP)
 
 ## make run: build the demo index if missing, serve it on http://127.0.0.1:8000/
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(PY) -m app demo --dir $(DEMO_DIR)
 
 ## make test: install what the suite needs (Redis, nginx, Chromium), lint, type-check, test

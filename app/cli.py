@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -15,15 +14,6 @@ from app.logging_setup import log_config
 from app.settings import Settings
 from app.state import StartupRefused, open_service
 from lookup_index import LookupIndexError
-from lookup_index.builder import BuildOptions, build_index
-from lookup_index.generator import Probe, generate, read_probes
-from lookup_index.pepper import generate_pepper_file, load_pepper
-from lookup_index.profiles import FAST
-
-DEMO_ROWS = 3000
-DEMO_SEED = 2026
-#: A person trying the demo checks several identities in a minute; production keeps 5/minute.
-DEMO_NETWORK_LIMITS = "30/minute;200/hour;1000/day"
 
 
 #: Bytes of request line and headers h11 buffers before refusing (400). A browser sends
@@ -88,60 +78,18 @@ def serve(settings: Settings) -> None:
     )
 
 
-def _curl(probe: Probe, port: int) -> str:
-    body = json.dumps(
-        {"nir": probe.nir, "birth_date": probe.birth_date, "last_name": probe.last_name},
-        ensure_ascii=False,
-    )
-    return (
-        f"curl -sS -w '\\n=> HTTP %{{http_code}}, %{{size_download}} bytes\\n' "
-        f"-H 'Content-Type: application/json' -d '{body}' http://127.0.0.1:{port}/v1/check"
-    )
-
-
-def prepare_demo(directory: Path) -> tuple[Path, Path, list[Probe]]:
-    """Generate a synthetic export and build its index (fast profile) unless already there."""
-    directory.mkdir(parents=True, exist_ok=True)
-    key, index = directory / "demo.key", directory / "demo-index.bin"
-    export, probes = directory / "demo-export.csv", directory / "demo-probes.csv"
-    if not key.exists():
-        generate_pepper_file(key)
-    if not index.exists() or not probes.exists():
-        print(f"generating {DEMO_ROWS} synthetic patients and building the demo index...")
-        generate(DEMO_ROWS, DEMO_SEED, export, probes, probes=200)
-        summary = build_index(
-            BuildOptions(
-                input=export,
-                out=index,
-                pepper=load_pepper(key),
-                profile=FAST,
-                incident_id="demo-2026",
-                incident_label="Démonstration : fuite de données d'un logiciel médical",
-            )
-        )
-        print(f"built {index}: {summary.indexed_keys} keys in {summary.seconds:.1f} s")
-    return key, index, read_probes(probes)
-
-
 def demo(directory: Path, port: int) -> None:
+    # Imported here: the demo builds its index with the build tools (Faker), which
+    # `selfcheck serve` neither needs nor finds on an API host.
+    from app.demo import DEMO_NETWORK_LIMITS, demo_identities, prepare_demo, print_identities
+
     key, index, probes = prepare_demo(directory)
-    affected = [p for p in probes if p.expected == "affected" and p.birth_date[:2] in ("19", "20")]
-    not_found = [p for p in probes if p.expected == "not_found"]
-    chosen = affected[:2] + not_found[:1]
     os.environ.setdefault("SELFCHECK_INDEX_PATH", str(index))
     os.environ.setdefault("SELFCHECK_KEY_FILE", str(key.resolve()))
     os.environ.setdefault("SELFCHECK_PORT", str(port))
     os.environ.setdefault("SELFCHECK_LIMITS_PER_NETWORK", DEMO_NETWORK_LIMITS)
     settings = _settings()
-    print("\nIdentities to try (synthetic, generated for this demo):")
-    for probe in chosen:
-        print(f"  {probe.expected:<9}  NIR {probe.nir}  born {probe.birth_date}", end="")
-        print(f"  name {probe.last_name}")
-    print("\nOr with curl (both answers have exactly the same length):")
-    for probe in chosen:
-        print(f"  {_curl(probe, settings.port)}")
-    print(f"\nOpen http://127.0.0.1:{settings.port}/ for the practice demo page. Ctrl-C stops.\n")
-    sys.stdout.flush()
+    print_identities(demo_identities(probes), settings.port)
     serve(settings)
 
 

@@ -7,6 +7,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.advice import Lang
+from lookup_index.normalise import MAX_NAME_LENGTH, MAX_NIR_INPUT_LENGTH
+
+#: 15 characters less a little: a cheap first filter, normalise.py decides (and both answer 422).
+MIN_NIR_INPUT_LENGTH = 13
+#: YYYY-MM-DD.
+ISO_DATE_LENGTH = 10
 
 
 class CheckRequest(BaseModel):
@@ -14,9 +20,17 @@ class CheckRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    nir: str = Field(min_length=13, max_length=40, description="15 characters, separators allowed")
-    birth_date: str = Field(min_length=10, max_length=10, description="YYYY-MM-DD")
-    last_name: str = Field(min_length=1, max_length=100, description="birth or usage name")
+    nir: str = Field(
+        min_length=MIN_NIR_INPUT_LENGTH,
+        max_length=MAX_NIR_INPUT_LENGTH,
+        description="15 characters, separators allowed",
+    )
+    birth_date: str = Field(
+        min_length=ISO_DATE_LENGTH, max_length=ISO_DATE_LENGTH, description="YYYY-MM-DD"
+    )
+    last_name: str = Field(
+        min_length=1, max_length=MAX_NAME_LENGTH, description="birth or usage name"
+    )
     lang: Lang | None = None
 
 

@@ -21,6 +21,8 @@ from lookup_index.profiles import DEFAULT_PROFILE, PROFILES
 from lookup_index.reader import IndexReader
 
 EXIT_ERROR = 1
+#: Modules of the ``[build]`` extra, which an API host does not install.
+BUILD_EXTRA_MODULES = frozenset({"faker", "rich"})
 EXIT_INVALID_INPUT = 2
 
 
@@ -233,6 +235,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lookup-index: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in BUILD_EXTRA_MODULES:
+            raise
+        print(
+            f"lookup-index: error: this command needs the build tools ({missing}): "
+            "pip install 'patient-breach-selfcheck[build]'",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     except OSError as exc:
         print(f"lookup-index: error: {exc.strerror or exc.__class__.__name__}", file=sys.stderr)
         return EXIT_ERROR

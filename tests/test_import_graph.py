@@ -7,7 +7,6 @@ such as the settings must stay light for the tools that read it without serving.
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from graphlib import CycleError, TopologicalSorter
@@ -15,48 +14,18 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("app", "lookup_index")
-
-
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _modules() -> dict[str, Path]:
-    return {
-        _module_name(path): path for package in PACKAGES for path in (ROOT / package).rglob("*.py")
-    }
+from tests.support.imports import ROOT, imported_names, modules, project_module
 
 
 def _imports(name: str, path: Path, known: set[str]) -> set[str]:
-    """Every project module ``name`` imports, wherever the import statement is."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
-        targets: list[str] = []
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, base] if base else anchor)
-            # `from pkg import sub` imports the submodule; `from pkg import name` the package.
-            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
-        for target in targets:
-            while target and target not in known:
-                target = target.rpartition(".")[0]
-            if target and target != name:
-                found.add(target)
-    return found
+    """The project modules ``name`` imports."""
+    found = {project_module(imported, known) for imported in imported_names(name, path)}
+    return {target for target in found if target and target != name}
 
 
 def _graph() -> dict[str, set[str]]:
-    modules = _modules()
-    known = set(modules)
-    return {name: _imports(name, path, known) for name, path in modules.items()}
+    found = modules()
+    return {name: _imports(name, path, set(found)) for name, path in found.items()}
 
 
 def test_the_graph_covers_the_modules_that_once_formed_a_cycle() -> None:
@@ -81,13 +50,27 @@ def test_lookup_index_never_imports_app() -> None:
     assert {name: found for name, found in offenders.items() if found} == {}
 
 
-@pytest.mark.parametrize("module", ["app.settings", "loadtests.config"])
-def test_reading_settings_loads_no_limiter(module: str) -> None:
-    """Validating the settings must not start the limiter's machinery (slowapi, redis-py)."""
+LIMITER = ("slowapi", "redis", "app.rate_limit")
+BUILD_TOOLS = ("faker", "rich")
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        # Validating the settings must not start the limiter's machinery.
+        ("app.settings", LIMITER),
+        ("loadtests.config", LIMITER),
+        # The API host has no [build] extra: serving must not need it.
+        ("app.main", BUILD_TOOLS),
+        ("app.cli", BUILD_TOOLS),
+        ("lookup_index.cli", BUILD_TOOLS),
+    ],
+)
+def test_a_module_loads_only_what_it_needs(module: str, forbidden: tuple[str, ...]) -> None:
     code = (
         f"import sys, {module}\n"
-        "heavy = ('slowapi', 'redis', 'app.rate_limit')\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))\n"
+        f"forbidden = {forbidden!r}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in forbidden or m in forbidden))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60

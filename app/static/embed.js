@@ -15,9 +15,20 @@
   var MIN_HEIGHT = 120;
   var MAX_HEIGHT = 10000;
 
+  // The placeholder's data-lang, the script's, then the host page's own <html lang="fr-FR">:
+  // a French practice page gets a French widget whatever the browser's language. Only
+  // when none names a language the widget speaks does the widget follow the browser.
   function language(element) {
-    var lang = (element.getAttribute("data-lang") || script.getAttribute("data-lang") || "").toLowerCase();
-    return lang === "fr" || lang === "en" ? lang : "";
+    var candidates = [
+      element.getAttribute("data-lang"),
+      script.getAttribute("data-lang"),
+      document.documentElement.getAttribute("lang"),
+    ];
+    for (var i = 0; i < candidates.length; i++) {
+      var lang = (candidates[i] || "").toLowerCase().split("-")[0];
+      if (lang === "fr" || lang === "en") return lang;
+    }
+    return "";
   }
 
   function makeFrame(element) {

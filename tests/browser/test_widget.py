@@ -127,6 +127,9 @@ def site(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     api_url = f"http://127.0.0.1:{api_port}"
     for lang in ("fr", "en"):
         (host_dir / f"host-{lang}.html").write_text(HOST_PAGE.format(lang=lang, api=api_url))
+    # A page that states no language at all: the widget follows the browser.
+    nolang = HOST_PAGE.replace('<html lang="en">', "<html>").replace(' data-lang="{lang}"', "")
+    (host_dir / "host-nolang.html").write_text(nolang.format(api=api_url))
     (host_dir / "spy.js").write_text(SPY_JS)
     with (
         static_server(host_dir, root / "host.log") as host,
@@ -580,13 +583,34 @@ def test_english_from_data_lang_and_the_language_switch(site: Site, tab: Tab) ->
     expect(page.locator("iframe")).to_have_attribute("title", FR["meta"]["title"])
 
 
-def test_browser_language_chooses_english_without_data_lang(
+def test_the_host_pages_language_wins_over_the_browsers(
+    site: Site, browser: Any, not_found: Probe
+) -> None:
+    """The demo page is French (<html lang="fr">, no data-lang): so is its widget, even in an
+    English-language browser."""
+    tab = open_tab(browser, locale="en-GB")
+    try:
+        page = tab.page
+        page.goto(site.api.url + "/")
+        assert page.evaluate("document.documentElement.lang") == "fr"
+        assert page.locator("[data-lang]").count() == 0
+        frame = widget(page)
+        expect(frame.locator("h1")).to_have_text(FR["form"]["heading"])
+        assert frame.evaluate("document.documentElement.lang") == "fr"
+        submit(frame, not_found)
+        expect(frame.locator("#answer-title")).to_have_text(FR["answer"]["not_found"]["title"])
+        assert tab.checks()[0].post_data_json["lang"] == "fr"
+    finally:
+        tab.page.context.close()
+
+
+def test_browser_language_chooses_english_without_any_page_language(
     site: Site, browser: Any, not_found: Probe
 ) -> None:
     tab = open_tab(browser, locale="en-GB")
     try:
         page = tab.page
-        page.goto(site.api.url + "/")
+        page.goto(site.host_origin + "/host-nolang.html")
         frame = widget(page)
         expect(frame.locator("h1")).to_have_text(EN["form"]["heading"])
         submit(frame, not_found)

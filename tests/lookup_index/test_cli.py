@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from lookup_index.cli import EXIT_ERROR, EXIT_INVALID_INPUT, main
+from lookup_index.cli import BUILD_EXTRA_MODULES, EXIT_ERROR, EXIT_INVALID_INPUT, main
 from lookup_index.generator import read_probes
 from tests.lookup_index.helpers import OTHER_PEPPER, keyed, write_export, wrong_key
 
@@ -392,3 +392,28 @@ def test_check_answers_every_probe_of_a_50000_row_dataset(
             assert (code, out) == (0, "not_found\n")
         checked[probe.expected] += 1
     assert min(checked.values()) > 100, checked
+
+
+@pytest.mark.parametrize("module", sorted(BUILD_EXTRA_MODULES))
+def test_without_the_build_tools_generate_and_build_say_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, module: str
+) -> None:
+    """An API host installs no [build] extra: the command says what to install."""
+    for name in [module, *(name for name in sys.modules if name.startswith(module + "."))]:
+        monkeypatch.setitem(sys.modules, name, None)  # what an absent package looks like
+    monkeypatch.delitem(sys.modules, "lookup_index.generator", raising=False)
+    write_export(tmp_path / "e.csv", [])
+    (tmp_path / "k.key").write_bytes(bytes(32))
+    argv = (
+        ["generate", "--rows", "10", "--out", tmp_path / "g.csv"]
+        if module == "faker"
+        else [
+            *("build", "--input", tmp_path / "e.csv", "--key-file", tmp_path / "k.key"),
+            *("--out", tmp_path / "i.bin", "--profile", "test"),
+        ]
+    )
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run(capsys, *argv)
+    assert_one_line_error(code, out, err, f"needs the build tools ({module})")
+    assert not (tmp_path / "g.csv").exists()
+    assert not (tmp_path / "i.bin").exists()

@@ -1,0 +1,60 @@
+"""``make run``'s demo (``python -m app demo``) in a real process: it builds its synthetic
+index, prints identities to try, and serves them with the answers it promised."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.servers import free_port, served
+
+pytestmark = pytest.mark.slow
+
+#: "  affected   NIR 1 85 ...  born 1985-03-02  name DUPONT" as the demo prints it.
+IDENTITY_LINE = re.compile(
+    r"^  (?P<expected>affected|not_found) +NIR (?P<nir>.+?)  born (?P<birth>\S+)"
+    r"  name (?P<name>.+)$",
+    re.MULTILINE,
+)
+
+
+def test_the_demo_serves_the_identities_it_prints(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "demo.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SELFCHECK_")}
+    env |= {"SELFCHECK_RESPONSE_FLOOR_MS": "0"}
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "demo",
+                "--dir",
+                str(tmp_path / "demo"),
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+        )
+    with served(process, port, log, timeout=180) as server:
+        shown = list(IDENTITY_LINE.finditer(server.log_text()))
+        assert [m["expected"] for m in shown] == ["affected", "affected", "not_found"]
+        for identity in shown:
+            body = {
+                "nir": identity["nir"],
+                "birth_date": identity["birth"],
+                "last_name": identity["name"],
+            }
+            answer = httpx.post(f"{server.url}/v1/check", json=body, timeout=10)
+            assert answer.status_code == 200
+            assert answer.json()["status"] == identity["expected"]
+        assert httpx.get(f"{server.url}/", timeout=5).status_code == 200
