@@ -8,7 +8,9 @@ can never judge the service against limits it was not configured with.
 Nothing is read at import time: call :func:`load_config`.
 
 ``python -m loadtests.config suggest-users`` prints how many Locust users reach
-``LOADTEST_TARGET_RATE`` (the runner's default for ``--users``).
+``LOADTEST_TARGET_RATE`` (the runner's default for ``--users``);
+``python -m loadtests.config steady-plan USERS|auto SPAWN_RATE`` says from when the
+steady rate is judged and whether ``LOADTEST_DURATION`` is long enough to judge it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from app.settings import Settings
 from loadtests.scenarios.catalogue import fixed_users
+from loadtests.steady_rate import MIN_WINDOW_S
 
 #: Allowance for loading the page, the widget and their assets at the start of a journey.
 PAGE_LOAD_ALLOWANCE_S = 1.0
@@ -108,6 +111,25 @@ class LoadTestConfig:
         """Seconds between the starts of one user's journeys so that all reach the target."""
         return max(patient_users, 1) * self.mean_checks_per_patient / self.target_rate
 
+    def shortest_judged_run_s(self, users: int, spawn_rate: float) -> float:
+        """Run time whose steady window (after spawning and the warm-up) holds one pacing
+        interval, the least ``loadtests/steady_rate.py`` judges."""
+        pacing = self.patient_pacing_s(max(users - fixed_users(), 1))
+        return users / spawn_rate + self.steady_warmup_s + max(pacing, MIN_WINDOW_S)
+
+    def steady_plan(self, users: int, spawn_rate: float) -> str:
+        """What the runner says about the steady-rate window before Locust starts."""
+        shortest = math.ceil(self.shortest_judged_run_s(users, spawn_rate))
+        plan = (
+            f"the steady rate is judged from {self.steady_warmup_s:.1f} s after the last user "
+            f"spawned (warm-up: the longest patient journey) to the end of the load"
+        )
+        if self.duration_s < shortest:
+            return f"{plan}; {self.duration_s:g} s is too short, it will say 'not judged' " + (
+                f"(judged from --duration {shortest})"
+            )
+        return f"{plan}; judged from --duration {shortest}, this run has {self.duration_s:g}"
+
     def suggested_users(self) -> int:
         # 25 % headroom: a journey must fit inside its pacing interval to keep the rate.
         patients = math.ceil(
@@ -146,11 +168,24 @@ def load_config() -> LoadTestConfig:
     return config
 
 
+USAGE = "usage: python -m loadtests.config suggest-users | steady-plan USERS|auto SPAWN_RATE"
+
+
 def main(argv: list[str]) -> int:
     if argv == ["suggest-users"]:
         print(load_config().suggested_users())
         return 0
-    print("usage: python -m loadtests.config suggest-users", file=sys.stderr)
+    if len(argv) == 3 and argv[0] == "steady-plan":
+        config = load_config()
+        try:
+            users = config.suggested_users() if argv[1] == "auto" else int(argv[1])
+            spawn_rate = float(argv[2])
+        except ValueError:
+            users = spawn_rate = 0
+        if users > 0 and spawn_rate > 0:
+            print(f"{users} users; {config.steady_plan(users, spawn_rate)}")
+            return 0
+    print(USAGE, file=sys.stderr)
     return 2
 
 

@@ -4,9 +4,12 @@
 # script starts, it stops (trap). Exit status: 0 thresholds passed, 1 a threshold
 # failed, 2 bad arguments, 3 the harness itself failed (a server did not start...).
 #
-#   bash loadtests/run.sh                       # 1,000,000 rows, fast profile, 60 s
-#   bash loadtests/run.sh --rows 3000 --profile test --duration 15 --users 30
+#   bash loadtests/run.sh                       # 5,000 records, fast profile, 60 s (make loadtest)
+#   bash loadtests/run.sh --rows 3000 --profile test --duration 30   # a quick one
+#   bash loadtests/run.sh --full                # 1,000,000 records: the capacity run (make loadtest-full)
+#   bash loadtests/run.sh --full --prepare-only # just build (or find in the cache) its index
 #
+# The last line printed says where the verdict (summary.md) and Locust's report are.
 # See loadtests/README.md for what each scenario does and how to read the results.
 set -euo pipefail
 
@@ -14,7 +17,12 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 VENV_BIN="${LOADTEST_VENV_BIN:-$ROOT/.venv/bin}"
 PY="$VENV_BIN/python"
 
-ROWS="${LOADTEST_ROWS:-1000000}"
+#: make loadtest: an index that builds in well under a minute yet shows every behaviour under
+#: test (limits, floor, uniform answers, each attack): the index size does not change them.
+DEFAULT_ROWS=5000
+#: The capacity run's index (--full): a realistic size, built once and cached (about an hour).
+FULL_ROWS=1000000
+ROWS="${LOADTEST_ROWS:-$DEFAULT_ROWS}"
 PROFILE="${LOADTEST_PROFILE:-fast}"
 SEED="${LOADTEST_SEED:-2026}"
 WORKERS="${LOADTEST_WORKERS:-2}"
@@ -26,6 +34,7 @@ BUILD_WORKERS="${LOADTEST_BUILD_WORKERS:-0}"
 BUILD_TIMEOUT="${LOADTEST_BUILD_TIMEOUT:-14400}"
 RESULTS="${LOADTEST_RESULTS:-$ROOT/loadtests/results}"
 PREPARE_ONLY=0
+DRY_RUN=0
 
 usage() {
     cat <<EOF
@@ -40,7 +49,10 @@ usage: bash loadtests/run.sh [options]
   --target-rate R     patient checks per second the run must reach (default $TARGET_RATE)
   --build-workers N   hashing processes for the index build (default: all cores)
   --results DIR       where runs and the dataset cache go (default loadtests/results)
+  --full              the capacity run: $FULL_ROWS records, fast profile (an hour's build
+                      the first time, then cached); options after it still apply
   --prepare-only      generate and build (or find in the cache) the dataset, then stop
+  --dry-run           check the options, say what would run, start nothing
 Settings of the API under test come from SELFCHECK_* variables (limits, floor...);
 test knobs from LOADTEST_* variables (see loadtests/config.py).
 EOF
@@ -63,7 +75,9 @@ while [ $# -gt 0 ]; do
         --target-rate) TARGET_RATE="${2:?}"; shift 2 ;;
         --build-workers) BUILD_WORKERS="${2:?}"; shift 2 ;;
         --results) RESULTS="${2:?}"; shift 2 ;;
+        --full) ROWS="$FULL_ROWS"; PROFILE=fast; shift ;;
         --prepare-only) PREPARE_ONLY=1; shift ;;
+        --dry-run) DRY_RUN=1; shift ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
@@ -88,6 +102,19 @@ RESULTS="$(cd "$RESULTS" && pwd)"
 # the profile and the cores. The cache makes reruns start in seconds; a half-built
 # entry never counts, because the directory is renamed into place only when complete.
 CACHE="$RESULTS/cache/rows-$ROWS-$PROFILE-seed-$SEED"
+if [ "$DRY_RUN" = 1 ]; then
+    if [ -f "$CACHE/index.bin" ]; then
+        echo "run.sh: dry run: dataset cached in $CACHE"
+    else
+        echo "run.sh: dry run: would generate $ROWS records and build a $PROFILE-profile index"
+    fi
+    if [ "$PREPARE_ONLY" = 0 ]; then
+        export LOADTEST_TARGET_RATE="$TARGET_RATE" LOADTEST_DURATION="$DURATION"
+        echo "run.sh: dry run: would run Locust for $DURATION s ($WORKERS API workers) with" \
+            "$(PYTHONPATH="$ROOT" "$PY" -m loadtests.config steady-plan "${USERS:-auto}" "$SPAWN_RATE")"
+    fi
+    exit 0
+fi
 if [ ! -f "$CACHE/index.bin" ]; then
     STAGING="$RESULTS/cache/.staging-rows-$ROWS-$PROFILE-seed-$SEED-$$"
     rm -rf "$STAGING"
@@ -97,6 +124,8 @@ if [ ! -f "$CACHE/index.bin" ]; then
     "$VENV_BIN/lookup-index" keygen --out "$STAGING/loadtest.key" >/dev/null
     "$VENV_BIN/lookup-index" generate --rows "$ROWS" --seed "$SEED" \
         --out "$STAGING/export.csv" --probes "$STAGING/probes.csv" >"$STAGING/generate.log"
+    echo "run.sh: $(PYTHONPATH="$ROOT" "$PY" -m loadtests.build_estimate --rows "$ROWS" \
+        --profile "$PROFILE" --workers "$BUILD_WORKERS" --seed "$SEED")"
     echo "run.sh: building the $PROFILE-profile index (bounded to ${BUILD_TIMEOUT} s)..."
     build_start=$(date +%s.%N)
     timeout --kill-after=30 "$BUILD_TIMEOUT" "$VENV_BIN/lookup-index" build \
@@ -220,7 +249,8 @@ fi
     env | grep -E '^SELFCHECK_(RESPONSE|LIMITS|GLOBAL|WORKERS|TRUSTED)' | sort
 } >"$RUN_DIR/conditions.txt"
 
-echo "run.sh: Locust, $USERS users for ${DURATION} s against $LOADTEST_HOST ($WORKERS API workers)"
+echo "run.sh: Locust for ${DURATION} s against $LOADTEST_HOST ($WORKERS API workers) with" \
+    "$("$PY" -m loadtests.config steady-plan "$USERS" "$SPAWN_RATE")"
 # Bounded twice: Locust's own --run-time, and timeout(1) in case it hangs on shutdown.
 # In the background so that a TERM to this script is handled at once (the trap stops all).
 timeout --kill-after=15 $((DURATION + 90)) "$VENV_BIN/locust" \
@@ -246,5 +276,7 @@ set +e
 "$PY" -m loadtests.thresholds "$RUN_DIR"
 verdict=$?
 set -e
-echo "run.sh: results in $RUN_DIR"
+case "$verdict" in 0) outcome=PASSED ;; 1) outcome=FAILED ;; *) outcome="not judged (thresholds exited $verdict)" ;; esac
+# The last line, always: where the verdict and Locust's own report are.
+echo "run.sh: $outcome; verdict $RUN_DIR/summary.md, Locust report $RUN_DIR/report.html"
 exit "$verdict"

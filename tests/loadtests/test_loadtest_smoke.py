@@ -1,7 +1,13 @@
-"""The load test itself, small: ``loadtests/run.sh`` builds a few-thousand-record index,
-starts Redis and two API workers, runs Locust (its own process: gevent never enters
-pytest) for 15 s, and judges the thresholds. Then the recorded run is judged again
-against stricter criteria, to prove the judge fails when the service does not meet them.
+"""The load test itself, small: the README's quick command, ``bash loadtests/run.sh --rows
+3000 --profile test --duration 15``, as a newcomer types it (only the latency margin is
+widened, see below). It builds the index, starts Redis and two API workers, runs
+Locust (its own process: gevent never enters pytest) for 15 s and judges the
+thresholds. Before issue 18 this very command ended FAILED on its own ramp-up
+("steady rate: 11.6 checks/s over the last 9 s"): 15 s hold no steady window after the
+warm-up, and the verdict must say so ("not judged"), not fail. Then the recorded run
+is judged again against stricter criteria, to prove the judge fails when the service
+does not meet them (the judged steady rate is tested on simulated runs in
+``test_steady_rate.py``).
 """
 
 from __future__ import annotations
@@ -34,27 +40,17 @@ from loadtests.thresholds import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-#: The whole run (index build, servers, 15 s of Locust, judging) takes ~30 s; a hard bound.
-RUN_TIMEOUT_S = 180
-SMOKE_ARGS = [
-    "--rows", "3000",
-    "--profile", "test",
-    "--workers", "2",
-    "--duration", "15",
-    "--target-rate", "5",
-    "--spawn-rate", "50",
-]  # fmt: skip
-#: Speed is the full run's and the benchmarks' business, not the test suite's (it runs on
-#: shared CI cores): here latency and rate get wide margins, correctness none.
+#: The whole run (index build, servers, 15 s of Locust, judging) takes ~60 s; a hard bound.
+RUN_TIMEOUT_S = 240
+#: The README's quick command (tests/loadtests/test_documented_commands.py keeps them equal).
+QUICK_COMMAND = "bash loadtests/run.sh --rows 3000 --profile test --duration 15"
+SMOKE_ARGS = QUICK_COMMAND.split()[2:]
+#: The runner's default target rate.
+TARGET_RATE = 15
+#: Latency is the full run's and the benchmarks' business, not the test suite's (it runs
+#: on shared CI cores): here it gets a wide margin, correctness and rate none.
 SMOKE_P99_MARGIN_MS = 1000
-SMOKE_MIN_RATE_SHARE = 0.5
-SMOKE_ENV = {
-    # Short journeys so a 15 s run holds several per user.
-    "LOADTEST_THINK_MIN_S": "0.2",
-    "LOADTEST_THINK_MAX_S": "1",
-    "LOADTEST_P99_MARGIN_MS": str(SMOKE_P99_MARGIN_MS),
-    "LOADTEST_MIN_RATE_SHARE": str(SMOKE_MIN_RATE_SHARE),
-}
+SMOKE_ENV = {"LOADTEST_P99_MARGIN_MS": str(SMOKE_P99_MARGIN_MS)}
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +95,19 @@ def test_runner_passes_its_thresholds(smoke_run: dict[str, Any]) -> None:
     run_dir: Path = smoke_run["dir"]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["passed"] is True
-    assert all(v["passed"] for v in summary["verdicts"])
+    assert all(v["passed"] for v in summary["verdicts"]), summary["verdicts"]
+    # Every threshold is judged but the steady rate, which a 15 s run cannot show.
+    (rate,) = (v for v in summary["verdicts"] if not v["judged"])
+    assert f"steady rate >= 90% of the target {TARGET_RATE} checks/s" in rate["threshold"]
+    assert rate["measured"].startswith("not judged: "), rate
+    assert "| not judged |" in (run_dir / "summary.md").read_text()
     for report in ("locust_stats.csv", "locust_stats_history.csv", "report.html", "summary.md"):
         assert (run_dir / report).stat().st_size > 0, report
+    # The last line says where the verdict and Locust's report are.
+    last = smoke_run["output"].rstrip().splitlines()[-1]
+    assert last == (
+        f"run.sh: PASSED; verdict {run_dir / 'summary.md'}, Locust report {run_dir / 'report.html'}"
+    )
 
 
 @pytest.mark.slow
@@ -146,8 +152,8 @@ def test_the_judge_fails_the_same_run_against_stricter_criteria(smoke_run: dict[
     actual = Criteria(
         floor_ms=defaults.response_floor_ms,
         p99_margin_ms=SMOKE_P99_MARGIN_MS,
-        target_rate=5,
-        min_rate_share=SMOKE_MIN_RATE_SHARE,
+        target_rate=TARGET_RATE,
+        min_rate_share=0.9,
         limits={
             "limits_per_network": defaults.limits_per_network,
             "limits_per_identity": defaults.limits_per_identity,
@@ -173,8 +179,7 @@ def test_the_judge_fails_the_same_run_against_stricter_criteria(smoke_run: dict[
         "list validation from many networks",
         "NIR completion",
     }
+    # Too short to judge a rate is too short whatever the target: never a failure.
     unreachable = replace(actual, target_rate=500)
-    assert any(
-        not v.passed and "steady rate" in v.threshold
-        for v in evaluate(stats, failures, ledger, unreachable)
-    )
+    (rate,) = (v for v in evaluate(stats, failures, ledger, unreachable) if "rate" in v.threshold)
+    assert (rate.passed, rate.judged) == (True, False)
