@@ -10,7 +10,7 @@ DEMO_DIR := .demo
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,build]'
 	touch $(STAMP)
 
 ## make run: build the demo index if missing, serve it on http://127.0.0.1:8000/
