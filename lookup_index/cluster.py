@@ -138,9 +138,8 @@ class DaskExecutor:
         address = scheduler_address(options)
         security = security_for(options, address)
         try:
-            self.client = Client(
-                address, security=security, timeout=CONNECT_TIMEOUT_S, set_as_default=False
-            )
+            # The default client of this process: distributed.wait() looks it up.
+            self.client = Client(address, security=security, timeout=CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
             raise ClusterError(
                 f"cannot reach the Dask scheduler at {address} ({type(exc).__name__})"
