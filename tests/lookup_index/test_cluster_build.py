@@ -290,3 +290,55 @@ def test_unsafe_scheduler_is_refused_in_one_line(
     assert len(err.splitlines()) == 1
     assert re.search(message, err), err
     assert list(tmp_path.iterdir()) == []
+
+
+ON_DISK = "/var/lib/dask-worker"
+ON_TMPFS = "/dev/shm/dask-worker"  # noqa: S108 (a tmpfs is the point)
+
+
+@dataclass
+class FakeMemoryManager:
+    memory_limit: int | None
+    memory_target_fraction: float | bool = 0.6
+    memory_spill_fraction: float | bool = 0.7
+
+
+@dataclass
+class FakeWorker:
+    memory_manager: FakeMemoryManager
+    local_directory: str
+
+
+@pytest.mark.parametrize(
+    ("manager", "directory", "refused"),
+    [
+        (FakeMemoryManager(None), ON_DISK, False),  # --memory-limit 0: never spills
+        (FakeMemoryManager(8 << 30), ON_TMPFS, False),  # spills to a tmpfs
+        (FakeMemoryManager(8 << 30, False, False), ON_DISK, False),  # spill: false
+        (FakeMemoryManager(8 << 30), ON_DISK, True),
+        (FakeMemoryManager(8 << 30, False, 0.7), ON_DISK, True),
+    ],
+)
+def test_workers_that_could_spill_identities_to_disk_are_refused(
+    manager: FakeMemoryManager, directory: str, refused: bool
+) -> None:
+    from lookup_index.cluster import _memory_leak_to_disk
+
+    mounts = Path("/proc/self/mounts").read_text().split()
+    assert str(Path(ON_TMPFS).parent) in mounts  # the tmpfs case needs one
+    why = _memory_leak_to_disk(FakeWorker(manager, directory))
+    assert (why is not None) == refused, why
+
+
+def test_scheduler_file_address_is_checked_too(tmp_path: Path) -> None:
+    from lookup_index.cluster import ClusterError, ClusterOptions, scheduler_address
+
+    path = tmp_path / "scheduler.json"
+    path.write_text('{"address": "tcp://192.0.2.7:8786"}')
+    with pytest.raises(ClusterError, match=r"refusing scheduler tcp://192\.0\.2\.7"):
+        scheduler_address(ClusterOptions(scheduler_file=path))
+    path.write_text('{"address": "tcp://127.0.0.1:8786"}')
+    assert scheduler_address(ClusterOptions(scheduler_file=path)) == "tcp://127.0.0.1:8786"
+    path.write_text("{}")
+    with pytest.raises(ClusterError, match="cannot read a scheduler address"):
+        scheduler_address(ClusterOptions(scheduler_file=path))

@@ -29,6 +29,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests.support.servers import stop_process
 
 START_TIMEOUT = 60.0
+#: As docs/OPERATIONS.md advises: the statistical profiler samples every thread's stack
+#: 100 times a second, CPU the Argon2 work should have.
+WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
 SPY = Path(__file__).with_name("dask_task_spy.py")
 
 
@@ -106,6 +109,8 @@ class DaskCluster:
     directory: Path
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     scheduler: subprocess.Popen[bytes] | None = None
+    #: Preload dask_task_spy.py (tests); benchmarks leave it out.
+    spy: bool = True
 
     def __post_init__(self) -> None:
         self.ca, self.cert, self.key = write_certificates(self.directory)
@@ -156,11 +161,12 @@ class DaskCluster:
             [
                 _dask(), "worker", "--scheduler-file", str(self.scheduler_file), *self.tls,
                 "--name", name, "--nthreads", "1", "--no-nanny", "--memory-limit", "0",
-                "--no-dashboard", "--local-directory", str(local), "--preload", str(SPY),
+                "--no-dashboard", "--local-directory", str(local),
+                *(["--preload", str(SPY)] if self.spy else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=stderr,
-            env={**os.environ, "TASK_SPY_DIR": str(self.spy_dir)},
+            env={**os.environ, **WORKER_ENV, "TASK_SPY_DIR": str(self.spy_dir)},
             cwd=self.directory,
         )  # fmt: skip
         stderr.close()
