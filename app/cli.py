@@ -15,7 +15,6 @@ from app.settings import Settings
 from app.state import StartupRefused, open_service
 from lookup_index import LookupIndexError
 
-
 #: Bytes of request line and headers h11 buffers before refusing (400). A browser sends
 #: under 2 KiB; nginx in front allows 4 x 8 KiB. httptools would accept any size.
 MAX_HEADER_BYTES = 16 * 1024

@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import multiprocessing
 import os
 import platform
 import secrets
@@ -62,21 +61,18 @@ import psutil
 
 from lookup_index.builder import (
     BuildOptions,
-    BuildSummary,
-    _hash_chunk,
-    _init_worker,
-    _keys_of,
     _merge_duplicates,
-    _Rejects,
     build_index,
 )
 from lookup_index.categories import CATEGORIES, mask_of
 from lookup_index.csv_input import ExportReader
+from lookup_index.executors import ProcessPoolChunkExecutor
 from lookup_index.generator import generate
 from lookup_index.index_format import DigestArray, IndexHeader, ValueArray, write_index
 from lookup_index.keyed_hash import KeyedHasher, key_check_value
 from lookup_index.profiles import PROFILES, TEST, Argon2Profile
 from lookup_index.reader import IndexReader
+from lookup_index.row_stretching import canonical_keys
 
 DEFAULT_KEYS = 15_000_000
 DEFAULT_QUERIES = 300_000
@@ -398,14 +394,9 @@ def parse_cpu_seconds(export: Path, workdir: Path) -> tuple[float, int]:
 
     Part of the main process's serial work; the rest is chunking, IPC and collecting.
     """
-    rejects = _Rejects(workdir / "parse-only.rejects.csv")
-    summary = BuildSummary()
-    try:
-        with Stopwatch() as watch:
-            rows = ExportReader(export).rows()
-            keys = sum(1 for _ in _keys_of(rows, mask_of(["identity"]), summary, rejects))
-    finally:
-        rejects.discard()
+    with Stopwatch() as watch:
+        rows = list(ExportReader(export).rows())
+        keys = len(canonical_keys(rows, mask_of(["identity"])).canonicals)
     return watch.span.cpu_s, keys
 
 
@@ -455,14 +446,13 @@ def pool_start(workers: int, profile: Argon2Profile) -> tuple[float, float]:
 
     A fixed cost per build: the projection adds it once rather than scaling it with rows.
     """
-    context = multiprocessing.get_context("forkserver")
     with Stopwatch() as watch, WorkerCpu() as cpu:
-        pool = context.Pool(workers, _init_worker, (secrets.token_bytes(32), bytes(16), profile))
+        pool = ProcessPoolChunkExecutor(bytes(16), profile, 1, workers)
         try:
-            pool.map(_hash_chunk, [[] for _ in range(workers)], chunksize=1)
+            for _ in pool.stretch(iter([(i, []) for i in range(workers)])):
+                pass
         finally:
             pool.close()
-            pool.join()
     return watch.span.wall_s, cpu.seconds
 
 

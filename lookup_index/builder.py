@@ -1,38 +1,56 @@
-"""Builds an index from an export: normalise, hash in parallel, sort, merge, write atomically."""
+"""Builds an index from an export: chunk, stretch (locally or on Dask), seal, merge, write.
+
+The client reads the export and cuts it into chunks of rows; an executor
+(inline, a local process pool, or a Dask cluster) validates, normalises and
+stretches each chunk with Argon2id; back on the client each Argon2id output is
+sealed with the pepper (HMAC), so no worker ever holds the key. Sealed chunks
+go to a chunk store (memory, or ``--work-dir`` checkpoints a re-run skips);
+they are merged in input order, duplicates OR their categories, and the same
+writer as ever writes the index atomically. The work dir is wiped only once
+the written index has been read back and verified.
+"""
 
 from __future__ import annotations
 
 import csv
-import multiprocessing
+import hashlib
+import hmac
 import os
 import secrets
 import tempfile
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lookup_index.categories import (
-    CATEGORIES,
-    DEFAULT_INCIDENT_CATEGORIES,
-    UnknownCategory,
-    mask_of,
-)
+from lookup_index.categories import CATEGORIES, DEFAULT_INCIDENT_CATEGORIES, mask_of
 from lookup_index.csv_input import ExportReader, ExportRow
-from lookup_index.exceptions import InvalidIdentity, LookupIndexError
+from lookup_index.exceptions import LookupIndexError
+from lookup_index.executors import ChunkExecutor, InlineExecutor, ProcessPoolChunkExecutor
 from lookup_index.index_format import DigestArray, IndexHeader, ValueArray, write_index
-from lookup_index.keyed_hash import DIGEST_SIZE, SALT_SIZE, KeyedHasher, key_check_value
-from lookup_index.normalise import canonical_identity, nir_matches_birth_date
+from lookup_index.keyed_hash import (
+    DIGEST_SIZE,
+    SALT_SIZE,
+    KeyedHasher,
+    derive_subkey,
+    key_check_value,
+)
 from lookup_index.profiles import DEFAULT_PROFILE, Argon2Profile
+from lookup_index.reader import IndexReader
+from lookup_index.row_stretching import BIRTH_NAME, USAGE_NAME, StretchedChunk
+from lookup_index.work_dir import ChunkStore, SealedChunk, WorkDir, WorkDirError
 
-#: Keys per task sent to a worker: large enough to amortise IPC, small enough for a smooth ETA.
-CHUNK_KEYS = 256
+if TYPE_CHECKING:
+    from lookup_index.cluster import ClusterOptions
+
+#: Rows per chunk (one task, one checkpoint): at the standard profile about 6 s of one
+#: core, so scheduling costs nothing, the ETA moves smoothly and a lost worker loses little.
+CHUNK_ROWS = 256
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -48,6 +66,13 @@ class BuildOptions:
     categories: Sequence[str] = DEFAULT_INCIDENT_CATEGORIES
     columns: dict[str, str] = field(default_factory=dict)
     encoding: str = "utf-8-sig"
+    #: Checkpoints here, so a re-run resumes; None keeps finished chunks in memory.
+    work_dir: Path | None = None
+    chunk_rows: int = CHUNK_ROWS
+    #: Reuse a salt (``--like``: several incidents sharing one params id); None draws one.
+    salt: bytes | None = field(default=None, repr=False)
+    #: Run the chunks on this Dask cluster instead of local processes.
+    cluster: ClusterOptions | None = None
 
     @property
     def rejects_path(self) -> Path:
@@ -64,6 +89,10 @@ class BuildSummary:
     usage_name_keys: int = 0
     nir_birth_date_mismatch: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    chunks: int = 0
+    #: Chunks found finished in the work dir and not computed again.
+    chunks_resumed: int = 0
+    build_id: str = ""
     seconds: float = 0.0
     #: From the start to the last digest: reading, validating and hashing, streamed
     #: together (the benchmark splits CPU per process for a fair Argon2 share).
@@ -73,6 +102,10 @@ class BuildSummary:
     @property
     def rows_per_second(self) -> float:
         return self.rows_read / self.seconds if self.seconds else 0.0
+
+    @property
+    def chunks_computed(self) -> int:
+        return self.chunks - self.chunks_resumed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,31 +118,14 @@ class BuildSummary:
             "rejected": dict(sorted(self.rejected.items())),
             "rejected_total": sum(self.rejected.values()),
             "nir_birth_date_mismatch": self.nir_birth_date_mismatch,
+            "chunks": self.chunks,
+            "chunks_resumed": self.chunks_resumed,
+            "chunks_computed": self.chunks_computed,
+            "build_id": self.build_id,
             "seconds": round(self.seconds, 3),
             "rows_per_second": round(self.rows_per_second, 1),
             "file_size": self.file_size,
         }
-
-
-@dataclass(slots=True)
-class _Chunk:
-    canonicals: list[bytes] = field(default_factory=list)
-    masks: list[int] = field(default_factory=list)
-    primary: list[bool] = field(default_factory=list)
-
-
-_worker_hasher: KeyedHasher | None = None
-
-
-def _init_worker(pepper: bytes, salt: bytes, profile: Argon2Profile) -> None:
-    global _worker_hasher
-    _worker_hasher = KeyedHasher(pepper, salt, profile)
-
-
-def _hash_chunk(canonicals: list[bytes]) -> bytes:
-    assert _worker_hasher is not None
-    digest = _worker_hasher.digest
-    return b"".join(digest(c) for c in canonicals)
 
 
 class _Rejects:
@@ -135,104 +151,212 @@ class _Rejects:
         self._tmp.unlink(missing_ok=True)
 
 
-def _keys_of(
-    rows: Iterator[ExportRow], default_mask: int, summary: BuildSummary, rejects: _Rejects
-) -> Iterator[tuple[bytes, int, bool]]:
-    """Validate rows; yield (canonical, categories mask, is_primary) per key to hash."""
-    for row in rows:
-        summary.rows_read += 1
+@dataclass(frozen=True, slots=True)
+class _Manifest:
+    """What a work dir was made for: a re-run must match it, or be refused."""
+
+    build_id: str
+    salt: bytes
+    data: dict[str, Any]
+
+    @classmethod
+    def for_options(cls, options: BuildOptions, input_size: int) -> _Manifest:
+        salt = options.salt if options.salt is not None else secrets.token_bytes(SALT_SIZE)
+        build_id = secrets.token_hex(8)
+        return cls(build_id, salt, cls._fields(options, input_size, salt, build_id))
+
+    @staticmethod
+    def _fields(
+        options: BuildOptions, input_size: int, salt: bytes, build_id: str
+    ) -> dict[str, Any]:
+        return {
+            "manifest_version": 1,
+            "build_id": build_id,
+            "salt": salt.hex(),
+            "profile": options.profile.as_dict(),
+            "key_check": key_check_value(options.pepper).hex(),
+            "chunk_rows": options.chunk_rows,
+            "default_mask": mask_of(options.categories),
+            "columns": dict(sorted(options.columns.items())),
+            "encoding": options.encoding,
+            "input_size": input_size,
+        }
+
+    @classmethod
+    def resume(cls, stored: dict[str, Any], options: BuildOptions, input_size: int) -> _Manifest:
+        """The stored manifest, after checking this run would compute the same chunks."""
         try:
-            identity = canonical_identity(
-                row.nir, row.birth_date, row.last_name, allow_french_dates=True
-            )
-            mask = mask_of(row.categories.split(";")) if row.categories.strip() else default_mask
-        except InvalidIdentity as exc:
-            summary.rejected[exc.reason] += 1
-            rejects.add(row.number, exc.reason)
-            continue
-        except UnknownCategory:
-            summary.rejected["categories"] += 1
-            rejects.add(row.number, "categories")
-            continue
-        if not nir_matches_birth_date(identity.nir, identity.birth_date):
-            summary.nir_birth_date_mismatch += 1
-        yield identity.canonical(), mask, True
-        if row.usage_name.strip():
-            try:
-                usage = identity.with_last_name(row.usage_name)
-            except InvalidIdentity:
-                continue  # an unusable usage name still leaves the birth-name key
-            if usage.last_name != identity.last_name:
-                summary.usage_name_keys += 1
-                yield usage.canonical(), mask, False
+            salt = bytes.fromhex(stored["salt"])
+            build_id = str(stored["build_id"])
+        except (KeyError, TypeError, ValueError):
+            raise WorkDirError("work directory manifest is corrupt") from None
+        if options.salt is not None and options.salt != salt:
+            raise WorkDirError("work directory was made with another salt; use a new --work-dir")
+        wanted = cls._fields(options, input_size, salt, build_id)
+        for name, value in wanted.items():
+            if stored.get(name) != value:
+                if name == "input_size":
+                    raise WorkDirError(
+                        "input changed since the checkpoints in the work directory were made "
+                        "(size differs); restore it or use a new --work-dir"
+                    )
+                raise WorkDirError(
+                    f"work directory belongs to another build ({name} differs); "
+                    "use a new --work-dir"
+                )
+        return cls(build_id, salt, stored)
 
 
-def _chunks(keys: Iterator[tuple[bytes, int, bool]], size: int) -> Iterator[_Chunk]:
-    chunk = _Chunk()
-    for canonical, mask, primary in keys:
-        chunk.canonicals.append(canonical)
-        chunk.masks.append(mask)
-        chunk.primary.append(primary)
-        if len(chunk.canonicals) >= size:
-            yield chunk
-            chunk = _Chunk()
-    if chunk.canonicals:
-        yield chunk
+def _open_store(options: BuildOptions, input_size: int) -> tuple[ChunkStore, _Manifest]:
+    if options.work_dir is None:
+        return ChunkStore(), _Manifest.for_options(options, input_size)
+    store = WorkDir(options.work_dir)
+    stored = store.load_manifest()
+    if stored is None:
+        if store.indices():
+            raise WorkDirError("work directory holds checkpoints but no manifest")
+        manifest = _Manifest.for_options(options, input_size)
+        store.save_manifest(manifest.data)
+        return store, manifest
+    return store, _Manifest.resume(stored, options, input_size)
 
 
-class _Collected:
-    def __init__(self) -> None:
-        self.digests: list[bytes] = []
-        self.masks: list[ValueArray] = []
-        self.primary: list[np.ndarray[Any, np.dtype[np.bool_]]] = []
+def _executor(options: BuildOptions, salt: bytes) -> ChunkExecutor:
+    default_mask = mask_of(options.categories)
+    if options.cluster is not None:
+        # Imported here: dask is a build extra, and heavy; local builds never load it.
+        from lookup_index.cluster import DaskExecutor
 
-    def add(self, digests: bytes, chunk: _Chunk) -> None:
-        self.digests.append(digests)
-        self.masks.append(np.array(chunk.masks, dtype=np.uint8))
-        self.primary.append(np.array(chunk.primary, dtype=np.bool_))
+        return DaskExecutor(options.cluster, salt, options.profile, default_mask)
+    workers = options.workers or os.cpu_count() or 1
+    if workers == 1:
+        return InlineExecutor(salt, options.profile, default_mask)
+    return ProcessPoolChunkExecutor(salt, options.profile, default_mask, workers)
+
+
+@dataclass(frozen=True, slots=True)
+class _InputChunk:
+    index: int
+    input_mac: bytes
+    input_bytes: int
+
+
+def _input_chunks(
+    reader: ExportReader, size: int, mac_key: bytes
+) -> Iterator[tuple[_InputChunk, list[ExportRow]]]:
+    """Cut the export into chunks of ``size`` rows, each with a keyed hash of its content."""
+    rows: list[ExportRow] = []
+    index, position = 0, 0
+
+    def cut() -> tuple[_InputChunk, list[ExportRow]]:
+        nonlocal index, position
+        mac = hmac.new(mac_key, digestmod=hashlib.sha256)
+        for row in rows:
+            fields = (str(row.number), row.nir, row.birth_date, row.last_name, row.usage_name)
+            mac.update("\x1f".join((*fields, row.categories)).encode(errors="surrogatepass"))
+            mac.update(b"\x1e")
+        done = reader.bytes_read
+        chunk = _InputChunk(index, mac.digest(), done - position)
+        index, position = index + 1, done
+        return chunk, rows
+
+    for row in reader.rows():
+        rows.append(row)
+        if len(rows) >= size:
+            yield cut()
+            rows = []
+    if rows:
+        yield cut()
 
 
 def build_index(options: BuildOptions, on_progress: ProgressCallback | None = None) -> BuildSummary:
     """Build ``options.out`` (and its rejects report); raises :class:`LookupIndexError`."""
     started = time.perf_counter()
-    default_mask = mask_of(options.categories)
-    if not default_mask:
+    if not mask_of(options.categories):
         raise LookupIndexError("--categories must name at least one exposed category")
+    if options.chunk_rows < 1:
+        raise LookupIndexError("--chunk-rows must be at least 1")
     reader = ExportReader(options.input, encoding=options.encoding, columns=options.columns)
     if not options.out.parent.is_dir():
         raise LookupIndexError(f"output directory does not exist: {options.out.parent}")
-    salt = secrets.token_bytes(SALT_SIZE)
-    summary = BuildSummary()
-    rejects = _Rejects(options.rejects_path)
-    collected = _Collected()
+    store, manifest = _open_store(options, reader.size)
+    summary = BuildSummary(build_id=manifest.build_id)
+    hasher = KeyedHasher(options.pepper, manifest.salt, options.profile)
+    rows_done, bytes_done = 0, 0
+
+    def progress(chunk: _InputChunk, rows: int) -> None:
+        nonlocal rows_done, bytes_done
+        rows_done, bytes_done = rows_done + rows, bytes_done + chunk.input_bytes
+        if on_progress is not None:
+            on_progress(rows_done, bytes_done)
+
+    def to_compute() -> Iterator[tuple[_InputChunk, list[ExportRow]]]:
+        mac_key = derive_subkey(options.pepper, "build/chunk-input")
+        for chunk, rows in _input_chunks(reader, options.chunk_rows, mac_key):
+            summary.chunks += 1
+            done = store.load(chunk.index)
+            if done is None:
+                yield chunk, rows
+                continue
+            if not hmac.compare_digest(done.input_mac, chunk.input_mac):
+                raise WorkDirError(
+                    f"input changed since the checkpoints in the work directory were made "
+                    f"(chunk {chunk.index} differs); restore it or use a new --work-dir"
+                )
+            summary.chunks_resumed += 1
+            progress(chunk, done.rows)
+
+    executor = _executor(options, manifest.salt)
     try:
-        keys = _keys_of(reader.rows(), default_mask, summary, rejects)
-        chunks = _chunks(keys, CHUNK_KEYS)
+        for chunk, stretched in executor.stretch(to_compute()):
+            store.save(_seal(hasher, chunk, stretched))
+            progress(chunk, stretched.rows)
+    finally:
+        executor.close()
+    if on_progress is not None:
+        on_progress(rows_done, reader.size)
+    summary.hashing_seconds = time.perf_counter() - started
+    _write(options, manifest, store, summary)
+    store.wipe()
+    summary.seconds = time.perf_counter() - started
+    return summary
 
-        def progress() -> None:
-            if on_progress is not None:
-                on_progress(summary.rows_read, reader.bytes_read)
 
-        workers = options.workers or os.cpu_count() or 1
-        if workers == 1:
-            hasher = KeyedHasher(options.pepper, salt, options.profile)
-            for chunk in chunks:
-                collected.add(b"".join(hasher.digest(c) for c in chunk.canonicals), chunk)
-                progress()
-        else:
-            _hash_in_pool(options, salt, workers, chunks, collected, progress)
-        summary.hashing_seconds = time.perf_counter() - started
-        digests, values, primary = _finish(collected)
+def _seal(hasher: KeyedHasher, chunk: _InputChunk, stretched: StretchedChunk) -> SealedChunk:
+    size = hasher.profile.hash_len
+    raw = stretched.stretched
+    digests = b"".join(hasher.seal(raw[i : i + size]) for i in range(0, len(raw), size))
+    return SealedChunk(
+        index=chunk.index,
+        input_mac=chunk.input_mac,
+        rows=stretched.rows,
+        input_bytes=chunk.input_bytes,
+        digests=digests,
+        masks=stretched.masks,
+        primary=stretched.primary,
+        rejects=stretched.rejects,
+        nir_birth_date_mismatch=stretched.nir_birth_date_mismatch,
+    )
+
+
+def _write(
+    options: BuildOptions, manifest: _Manifest, store: ChunkStore, summary: BuildSummary
+) -> None:
+    """Merge the chunks in input order, write the index and its rejects, read it back."""
+    rejects = _Rejects(options.rejects_path)
+    try:
+        digests, values, primary = _merge_chunks(store, summary, rejects)
         if len(digests) == 0:
             raise LookupIndexError("no valid row in the input: nothing to index")
         unique_digests, unique_values = _merge_duplicates(digests, values)
         summary.keys_hashed = len(digests)
         summary.indexed_keys = len(unique_digests)
         summary.duplicates = len(digests) - len(unique_digests)
+        summary.usage_name_keys = int(np.count_nonzero(~primary))
         summary.distinct_records = _count_distinct(digests[primary])
         header = IndexHeader(
             profile=options.profile,
-            salt=salt,
+            salt=manifest.salt,
             key_check=key_check_value(options.pepper),
             count=len(unique_digests),
             incident_id=options.incident_id,
@@ -240,55 +364,48 @@ def build_index(options: BuildOptions, on_progress: ProgressCallback | None = No
             incident_categories=tuple(options.categories),
             categories=CATEGORIES,
             created_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
+            build_id=manifest.build_id,
+            records=summary.distinct_records,
+            variant_keys={
+                BIRTH_NAME: summary.keys_hashed - summary.usage_name_keys,
+                USAGE_NAME: summary.usage_name_keys,
+            },
         )
         summary.file_size = write_index(options.out, header, unique_digests, unique_values)
+        # Read back before the checkpoints go: a bad write must not cost the whole build.
+        with IndexReader.open(options.out, verify_checksum=True) as written:
+            written.check_pepper(options.pepper)
+            if written.header.count != header.count:
+                raise LookupIndexError("the written index does not read back; work dir kept")
         rejects.commit()
     except BaseException:
         rejects.discard()
         raise
-    summary.seconds = time.perf_counter() - started
-    return summary
 
 
-def _hash_in_pool(
-    options: BuildOptions,
-    salt: bytes,
-    workers: int,
-    chunks: Iterator[_Chunk],
-    collected: _Collected,
-    progress: Callable[[], None],
-) -> None:
-    # forkserver: workers never inherit the progress bar's thread or open files.
-    context = multiprocessing.get_context("forkserver")
-    in_flight: deque[tuple[AsyncResult[bytes], _Chunk]] = deque()
-    pool: Pool = context.Pool(workers, _init_worker, (options.pepper, salt, options.profile))
-    try:
-        for chunk in chunks:
-            in_flight.append((pool.apply_async(_hash_chunk, (chunk.canonicals,)), chunk))
-            # Bounded backlog: the export is streamed, never held in memory whole.
-            while len(in_flight) >= workers * 4:
-                result, done = in_flight.popleft()
-                collected.add(result.get(), done)
-                progress()
-        while in_flight:
-            result, done = in_flight.popleft()
-            collected.add(result.get(), done)
-            progress()
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
-
-
-def _finish(
-    collected: _Collected,
+def _merge_chunks(
+    store: ChunkStore, summary: BuildSummary, rejects: _Rejects
 ) -> tuple[DigestArray, ValueArray, np.ndarray[Any, np.dtype[np.bool_]]]:
-    digests = np.frombuffer(b"".join(collected.digests), dtype=f"S{DIGEST_SIZE}")
-    values = np.concatenate(collected.masks) if collected.masks else np.zeros(0, np.uint8)
-    primary = np.concatenate(collected.primary) if collected.primary else np.zeros(0, np.bool_)
-    return digests, values, primary
+    digests: list[bytes] = []
+    masks: list[bytes] = []
+    primary: list[bytes] = []
+    for index in range(summary.chunks):
+        chunk = store.load(index)
+        if chunk is None:
+            raise WorkDirError(f"chunk {index} is missing from the work directory")
+        summary.rows_read += chunk.rows
+        summary.nir_birth_date_mismatch += chunk.nir_birth_date_mismatch
+        for number, reason in chunk.rejects:
+            summary.rejected[reason] += 1
+            rejects.add(number, reason)
+        digests.append(chunk.digests)
+        masks.append(chunk.masks)
+        primary.append(chunk.primary)
+    return (
+        np.frombuffer(b"".join(digests), dtype=f"S{DIGEST_SIZE}"),
+        np.frombuffer(b"".join(masks), dtype=np.uint8),
+        np.frombuffer(b"".join(primary), dtype=np.uint8).astype(np.bool_),
+    )
 
 
 def _count_distinct(digests: DigestArray) -> int:

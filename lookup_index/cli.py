@@ -10,8 +10,9 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lookup_index.builder import BuildOptions, BuildSummary, build_index
+from lookup_index.builder import CHUNK_ROWS, BuildOptions, BuildSummary, build_index
 from lookup_index.categories import CATEGORIES, DEFAULT_INCIDENT_CATEGORIES, UnknownCategory
 from lookup_index.csv_input import parse_column_map
 from lookup_index.exceptions import InvalidIdentity, LookupIndexError
@@ -19,6 +20,9 @@ from lookup_index.normalise import canonical_identity
 from lookup_index.pepper import generate_pepper_file, load_pepper
 from lookup_index.profiles import DEFAULT_PROFILE, PROFILES
 from lookup_index.reader import IndexReader
+
+if TYPE_CHECKING:
+    from lookup_index.cluster import ClusterOptions
 
 EXIT_ERROR = 1
 #: Modules of the ``[build]`` extra, which an API host does not install.
@@ -87,8 +91,47 @@ def _print_summary(summary: BuildSummary, out: Path, rejects: Path) -> None:
     print(f"  rejects report: {rejects}")
 
 
+def _like(path: Path | None, pepper: bytes, profile: str | None) -> tuple[bytes | None, str]:
+    """Salt and profile of ``--like``'s index (incidents sharing a params id), or a fresh salt."""
+    if path is None:
+        return None, profile or DEFAULT_PROFILE.name
+    with IndexReader.open(path, verify_checksum=False) as reader:
+        reader.check_pepper(pepper)
+        header = reader.header
+    if profile is not None and profile != header.profile.name:
+        raise LookupIndexError(f"--profile {profile} differs from --like's {header.profile.name}")
+    if header.profile.name not in PROFILES or PROFILES[header.profile.name] != header.profile:
+        raise LookupIndexError("--like's index uses Argon2 parameters no profile matches")
+    return header.salt, header.profile.name
+
+
+def _cluster(args: argparse.Namespace) -> ClusterOptions | None:
+    if args.scheduler is None and args.scheduler_file is None:
+        return None
+    try:
+        from lookup_index.cluster import ClusterOptions
+    except ImportError:
+        raise LookupIndexError(
+            "--scheduler needs dask and distributed: pip install 'patient-breach-selfcheck[build]'"
+        ) from None
+
+    def announce(link: str | None) -> None:
+        if link is not None and not args.quiet:
+            print(f"dask dashboard: {link}", file=sys.stderr)
+
+    return ClusterOptions(
+        scheduler=args.scheduler,
+        scheduler_file=args.scheduler_file,
+        tls_ca_file=args.tls_ca_file,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        announce=announce,
+    )
+
+
 def _build(args: argparse.Namespace) -> int:
     pepper = load_pepper(args.key_file)
+    salt, profile = _like(args.like, pepper, args.profile)
     try:
         columns = parse_column_map(args.column or [])
         categories = [c.strip() for c in args.categories.split(",") if c.strip()]
@@ -103,13 +146,17 @@ def _build(args: argparse.Namespace) -> int:
         input=args.input,
         out=args.out,
         pepper=pepper,
-        profile=PROFILES[args.profile],
+        profile=PROFILES[profile],
         workers=args.workers,
         incident_id=args.incident,
         incident_label=args.incident_label,
         categories=categories,
         columns=columns,
         encoding=args.encoding,
+        work_dir=args.work_dir,
+        chunk_rows=args.chunk_rows,
+        salt=salt,
+        cluster=_cluster(args),
     )
     size = args.input.stat().st_size if args.input.is_file() else 0
     update, stop = _progress_bar(sys.stderr.isatty() and not args.quiet, size)
@@ -158,6 +205,13 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lookup-index", description="Build and query the breach lookup index."
@@ -184,10 +238,36 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=Path, required=True, help="CSV export (header row, , or ;)")
     p.add_argument("--key-file", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--profile", choices=sorted(PROFILES), default=DEFAULT_PROFILE.name)
+    p.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        help=f"Argon2 profile (default: {DEFAULT_PROFILE.name})",
+    )
     p.add_argument(
         "--workers", type=_non_negative, default=0, help="hashing processes (default: all cores)"
     )
+    p.add_argument(
+        "--like",
+        type=Path,
+        metavar="INDEX",
+        help="reuse this index's salt and profile (another incident, same params id)",
+    )
+    p.add_argument(
+        "--work-dir",
+        type=Path,
+        help="checkpoint finished chunks here; a re-run resumes (wiped once the index is verified)",
+    )
+    p.add_argument("--chunk-rows", type=_positive, default=CHUNK_ROWS, help="rows per chunk/task")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Dask scheduler, tls://host:8786 (tcp:// on loopback)",
+    )
+    where.add_argument("--scheduler-file", type=Path, help="Dask scheduler file")
+    p.add_argument("--tls-ca-file", type=Path, help="CA that signed the scheduler's certificate")
+    p.add_argument("--tls-cert", type=Path, help="this client's certificate (mutual TLS)")
+    p.add_argument("--tls-key", type=Path, help="this client's private key")
     p.add_argument("--incident", default="incident", help="incident id stored in the header")
     p.add_argument("--incident-label", default="", help="incident label shown to patients")
     p.add_argument(

@@ -7,12 +7,14 @@ Layout (all offsets from the start of the file)::
     12       header length H, uint32 little-endian
     16       header: UTF-8 JSON, H bytes, zero-padded to a 64-byte boundary
     D        digests: count x 16 bytes, sorted ascending (bytewise), unique
-    D+16n    values: count x 1 byte, bitmask of exposed categories
-    end-32   SHA-256 of every byte before it
+    D+16n    values: count x V bytes (V = header "value_size"; byte 0 = categories bitmask)
+    C        SHA-256 of every byte before it
+    C+32     version 2 only, optional: signature trailer (docs/INDEX_FORMAT.md)
 
-The JSON header holds the Argon2 profile, salt, key-check value, counts,
-incident metadata and the categories vocabulary; no plaintext identity, no
-pepper. 17 bytes per key plus a constant.
+The JSON header holds the build manifest (build id, Argon2 profile, salt,
+params id, key-check value), counts, incident metadata and the categories
+vocabulary; no plaintext identity, no pepper. 16 + V bytes per key plus a
+constant. docs/INDEX_FORMAT.md is the full description, versions 1 and 2.
 """
 
 from __future__ import annotations
@@ -22,21 +24,37 @@ import json
 import os
 import struct
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from lookup_index.exceptions import IndexFormatError
+from lookup_index.index_header import FORMAT_VERSION, SUPPORTED_VERSIONS, IndexHeader
 from lookup_index.keyed_hash import DIGEST_SIZE
-from lookup_index.profiles import Argon2Profile, profile_from_header
+
+__all__ = [
+    "CHECKSUM_SIZE",
+    "FORMAT_VERSION",
+    "MAGIC",
+    "SIGNATURE_MAGIC",
+    "SIGNATURE_TRAILER_SIZE",
+    "DigestArray",
+    "IndexHeader",
+    "Layout",
+    "ValueArray",
+    "encode_header",
+    "layout_for",
+    "parse_preamble",
+    "write_index",
+]
 
 MAGIC = b"PBSCIDX\n"
-FORMAT_VERSION = 1
-VALUE_SIZE = 1
 CHECKSUM_SIZE = 32
+#: Optional in version 2: appended after the checksum by the signing step, off the API hosts.
+SIGNATURE_MAGIC = b"PBSCSIG\n"
+SIGNATURE_TRAILER_SIZE = len(SIGNATURE_MAGIC) + 32 + 64
 _PREAMBLE = struct.Struct("<8sII")
 _ALIGN = 64
 
@@ -45,75 +63,25 @@ ValueArray = npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True, slots=True)
-class IndexHeader:
-    """Everything about an index except its keys."""
-
-    profile: Argon2Profile
-    salt: bytes
-    key_check: bytes
-    count: int
-    incident_id: str
-    incident_label: str
-    incident_categories: tuple[str, ...]
-    categories: tuple[str, ...]
-    created_at: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format_version": FORMAT_VERSION,
-            "profile": self.profile.as_dict(),
-            "salt": self.salt.hex(),
-            "key_check": self.key_check.hex(),
-            "count": self.count,
-            "digest_size": DIGEST_SIZE,
-            "value_size": VALUE_SIZE,
-            "incident": {
-                "id": self.incident_id,
-                "label": self.incident_label,
-                "categories": list(self.incident_categories),
-            },
-            "categories": list(self.categories),
-            "created_at": self.created_at,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> IndexHeader:
-        try:
-            if data["digest_size"] != DIGEST_SIZE or data["value_size"] != VALUE_SIZE:
-                raise IndexFormatError("index uses an unsupported digest or value size")
-            incident = data["incident"]
-            return cls(
-                profile=profile_from_header(data["profile"]),
-                salt=bytes.fromhex(data["salt"]),
-                key_check=bytes.fromhex(data["key_check"]),
-                count=int(data["count"]),
-                incident_id=str(incident["id"]),
-                incident_label=str(incident["label"]),
-                incident_categories=tuple(str(c) for c in incident["categories"]),
-                categories=tuple(str(c) for c in data["categories"]),
-                created_at=str(data["created_at"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise IndexFormatError(f"index header is malformed ({type(exc).__name__})") from None
-
-
-@dataclass(frozen=True, slots=True)
 class Layout:
     """Byte offsets of an index's sections."""
 
     digests_offset: int
     values_offset: int
+    value_size: int
     checksum_offset: int
+    #: Bytes after the checksum: 0, or a version 2 signature trailer.
+    trailer_size: int = 0
 
     @property
     def file_size(self) -> int:
-        return self.checksum_offset + CHECKSUM_SIZE
+        return self.checksum_offset + CHECKSUM_SIZE + self.trailer_size
 
 
-def layout_for(header_length: int, count: int) -> Layout:
+def layout_for(header_length: int, count: int, value_size: int = 1) -> Layout:
     digests = -(-(_PREAMBLE.size + header_length) // _ALIGN) * _ALIGN
     values = digests + count * DIGEST_SIZE
-    return Layout(digests, values, values + count * VALUE_SIZE)
+    return Layout(digests, values, value_size, values + count * value_size)
 
 
 def encode_header(header: IndexHeader) -> bytes:
@@ -127,7 +95,7 @@ def parse_preamble(buffer: bytes | memoryview, file_size: int) -> tuple[IndexHea
     magic, version, header_length = _PREAMBLE.unpack_from(buffer, 0)
     if magic != MAGIC:
         raise IndexFormatError("not an index file (bad magic)")
-    if version != FORMAT_VERSION:
+    if version not in SUPPORTED_VERSIONS:
         raise IndexFormatError(f"unsupported index format version {version}")
     raw = bytes(buffer[_PREAMBLE.size : _PREAMBLE.size + header_length])
     try:
@@ -136,31 +104,48 @@ def parse_preamble(buffer: bytes | memoryview, file_size: int) -> tuple[IndexHea
         raise IndexFormatError("index header is not valid JSON (corrupt file)") from None
     if not isinstance(data, dict):
         raise IndexFormatError("index header is malformed")
-    header = IndexHeader.from_json(data)
-    layout = layout_for(header_length, header.count)
+    if data.get("format_version") != version:
+        raise IndexFormatError("index header disagrees with the file's format version")
+    header = IndexHeader.from_json(data, version)
+    layout = layout_for(header_length, header.count, header.value_size)
+    if version >= 2 and file_size == layout.file_size + SIGNATURE_TRAILER_SIZE:
+        start = layout.file_size
+        if bytes(buffer[start : start + len(SIGNATURE_MAGIC)]) != SIGNATURE_MAGIC:
+            raise IndexFormatError("index has trailing bytes that are not a signature")
+        layout = replace(layout, trailer_size=SIGNATURE_TRAILER_SIZE)
     if layout.file_size != file_size:
         raise IndexFormatError("index size does not match its header (truncated or corrupt)")
     return header, layout
 
 
 def write_index(path: Path, header: IndexHeader, digests: DigestArray, values: ValueArray) -> int:
-    """Write an index atomically (temporary file + rename); returns its size in bytes."""
+    """Write an index atomically (temporary file + rename); returns its size in bytes.
+
+    ``values`` is one uint8 per key, or a (count, value_size) uint8 array.
+    """
     if digests.dtype != np.dtype(f"S{DIGEST_SIZE}") or values.dtype != np.uint8:
         raise TypeError("digests must be S16 and values uint8")
-    if len(digests) != header.count or len(values) != header.count:
-        raise ValueError("header count does not match the arrays")
+    if values.ndim == 1:
+        values = values.reshape(-1, 1)
+    if len(digests) != header.count or values.shape != (header.count, header.value_size):
+        raise ValueError("header count or value size does not match the arrays")
+    if header.format_version == 1 and header.value_size != 1:
+        raise ValueError("format version 1 holds one value byte per key")
     if len(digests) > 1 and not bool(np.all(digests[1:] > digests[:-1])):
         raise ValueError("digests must be sorted and unique: a reader would miss keys")
     encoded = encode_header(header)
-    layout = layout_for(len(encoded), header.count)
+    # Decoded as a reader will: never write a file that readers refuse.
+    IndexHeader.from_json(json.loads(encoded), header.format_version)
+    layout = layout_for(len(encoded), header.count, header.value_size)
     checksum = hashlib.sha256()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
-            preamble = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, len(encoded)) + encoded
+            preamble = _PREAMBLE.pack(MAGIC, header.format_version, len(encoded)) + encoded
             preamble += b"\0" * (layout.digests_offset - len(preamble))
-            for chunk in (preamble, digests.tobytes(), values.tobytes()):
+            body = (preamble, digests.tobytes(), np.ascontiguousarray(values).tobytes())
+            for chunk in body:
                 checksum.update(chunk)
                 out.write(chunk)
             out.write(checksum.digest())

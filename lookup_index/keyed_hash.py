@@ -30,6 +30,19 @@ def derive_subkey(pepper: bytes, label: str) -> bytes:
     ).digest()
 
 
+def stretch(canonical: bytes, salt: bytes, profile: Argon2Profile) -> bytes:
+    """The Argon2id half of a digest: needs no key, so build workers can compute it."""
+    return hash_secret_raw(
+        canonical,
+        salt,
+        time_cost=profile.time_cost,
+        memory_cost=profile.memory_cost,
+        parallelism=profile.parallelism,
+        hash_len=profile.hash_len,
+        type=Type.ID,
+    )
+
+
 class KeyedHasher:
     """Computes index digests for one (pepper, salt, profile) triple.
 
@@ -52,14 +65,8 @@ class KeyedHasher:
         return self._profile
 
     def digest(self, canonical: bytes) -> bytes:
-        p = self._profile
-        stretched = hash_secret_raw(
-            canonical,
-            self._salt,
-            time_cost=p.time_cost,
-            memory_cost=p.memory_cost,
-            parallelism=p.parallelism,
-            hash_len=p.hash_len,
-            type=Type.ID,
-        )
+        return self.seal(stretch(canonical, self._salt, self._profile))
+
+    def seal(self, stretched: bytes) -> bytes:
+        """The keyed half: HMAC with the pepper over an Argon2id output (never on a worker)."""
         return hmac.new(self._pepper, stretched, hashlib.sha256).digest()[:DIGEST_SIZE]

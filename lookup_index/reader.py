@@ -15,6 +15,7 @@ from lookup_index.categories import names_of
 from lookup_index.exceptions import IndexChecksumError, IndexFormatError, KeyMismatchError
 from lookup_index.index_format import (
     CHECKSUM_SIZE,
+    SIGNATURE_MAGIC,
     DigestArray,
     IndexHeader,
     Layout,
@@ -41,6 +42,7 @@ class IndexReader:
             mapped, dtype=f"S{DIGEST_SIZE}", count=header.count, offset=layout.digests_offset
         )
         self._has_keys = header.count > 0
+        self._value_size = layout.value_size
         # For an empty index slot 0 points into the checksum: readable, never "found".
         self._last_slot = max(header.count - 1, 0)
 
@@ -106,13 +108,14 @@ class IndexReader:
     def lookup_mask(self, digest: bytes) -> tuple[bool, int]:
         """(found, categories bitmask). A hit and a miss do exactly the same work."""
         # searchsorted is a binary search whose step count depends only on the count;
-        # then one constant-time compare and one byte read, hit or miss.
+        # then one constant-time compare and one byte read (byte 0 of a fixed-stride value),
+        # hit or miss.
         slot = min(int(self._digests.searchsorted(digest)), self._last_slot)
         start = self._layout.digests_offset + slot * DIGEST_SIZE
         found = (
             hmac.compare_digest(self._mm[start : start + DIGEST_SIZE], digest) and self._has_keys
         )
-        return found, self._mm[self._layout.values_offset + slot] * found
+        return found, self._mm[self._layout.values_offset + slot * self._value_size] * found
 
     def lookup(self, digest: bytes) -> LookupResult:
         found, mask = self.lookup_mask(digest)
@@ -121,8 +124,18 @@ class IndexReader:
     def info(self) -> dict[str, Any]:
         data = self.header.to_json()
         data["file_size"] = self._layout.file_size
+        data["params_id"] = self.header.params_id
+        data["signature"] = self._signature_info()
         data["path"] = str(self.path)
         return data
+
+    def _signature_info(self) -> dict[str, Any]:
+        # Reported, not verified: checking it against a pinned key is the signing step's job.
+        if not self._layout.trailer_size:
+            return {"present": False}
+        start = self._layout.checksum_offset + CHECKSUM_SIZE + len(SIGNATURE_MAGIC)
+        public_key = bytes(self._mm[start : start + 32])
+        return {"present": True, "public_key": public_key.hex(), "verified": False}
 
     def close(self) -> None:
         if self._mm.closed:

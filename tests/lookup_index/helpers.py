@@ -7,6 +7,8 @@ key, so no test ever carries a real person's number.
 from __future__ import annotations
 
 import csv
+import json
+import struct
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from stdnum.fr.nir import calc_check_digits
 
 from lookup_index.categories import CATEGORIES
 from lookup_index.generator import EXPORT_COLUMNS
-from lookup_index.index_format import IndexHeader
+from lookup_index.index_format import CHECKSUM_SIZE, IndexHeader
 from lookup_index.keyed_hash import key_check_value
 from lookup_index.profiles import TEST
 
@@ -80,3 +82,17 @@ def random_arrays(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     digests = np.unique(np.frombuffer(rng.bytes(16 * count), dtype="S16"))
     assert len(digests) == count
     return digests, rng.integers(0, 256, count, dtype=np.uint8)
+
+
+def masked_index(path: Path) -> tuple[dict[str, object], bytes]:
+    """An index's header without its build id and time, and every byte after the header.
+
+    Two builds of the same input, salt and pepper must be equal under this mask, whatever
+    ran them (inline, a process pool, a Dask cluster, or a resumed run).
+    """
+    data = path.read_bytes()
+    (length,) = struct.unpack_from("<I", data, 12)
+    header = json.loads(data[16 : 16 + length])
+    header["build"] = {k: v for k, v in header["build"].items() if k not in {"id", "created_at"}}
+    body_start = -(-(16 + length) // 64) * 64
+    return header, data[body_start:-CHECKSUM_SIZE]

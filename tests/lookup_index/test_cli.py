@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -113,7 +114,13 @@ def test_info_prints_the_header_without_the_key(
     assert code == 0
     info = json.loads(out)
     assert info["count"] == 3
-    assert info["profile"]["name"] == "test"
+    assert info["format_version"] == 2
+    assert info["build"]["profile"]["name"] == "test"
+    assert re.fullmatch("[0-9a-f]{16}", info["build"]["id"])
+    assert info["params_id"] == info["build"]["params_id"]
+    # Two keys of two records: one birth name each, and one usage name.
+    assert info["records"] == {"distinct": 2, "variant_keys": {"birth_name": 2, "usage_name": 1}}
+    assert info["signature"] == {"present": False}
     assert info["incident"] == {
         "id": "inc-42",
         "label": "Incident de test",

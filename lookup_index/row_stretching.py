@@ -1,0 +1,99 @@
+"""The per-row work of a build, as one pure function a worker runs on a chunk of rows.
+
+It validates and normalises each row and stretches every key with Argon2id.
+It takes no key: the HMAC with the pepper is applied by the build client
+(:meth:`KeyedHasher.seal`), so a worker, local process or Dask worker, never
+holds the pepper. Its inputs are rows and its outputs are in memory: nothing
+here touches a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from lookup_index.categories import UnknownCategory, mask_of
+from lookup_index.csv_input import ExportRow
+from lookup_index.exceptions import InvalidIdentity
+from lookup_index.keyed_hash import stretch
+from lookup_index.normalise import canonical_identity, nir_matches_birth_date
+from lookup_index.profiles import Argon2Profile
+
+#: Variant kinds, in the order the header's ``variant_keys`` lists them.
+BIRTH_NAME = "birth_name"
+USAGE_NAME = "usage_name"
+
+
+@dataclass(frozen=True, slots=True)
+class StretchedChunk:
+    """What a worker sends back for a chunk: Argon2id outputs and counts, no plaintext."""
+
+    rows: int
+    #: ``hash_len`` bytes per key, in key order.
+    stretched: bytes
+    #: One categories mask byte per key.
+    masks: bytes
+    #: One byte per key: 1 for a record's birth-name key, 0 for a name variant.
+    primary: bytes
+    #: (row number, reason code): never the rejected value.
+    rejects: tuple[tuple[int, str], ...]
+    nir_birth_date_mismatch: int
+
+
+@dataclass(slots=True)
+class CanonicalKeys:
+    """A chunk's keys before stretching: canonical bytes, mask and variant flag per key."""
+
+    canonicals: list[bytes] = field(default_factory=list)
+    masks: bytearray = field(default_factory=bytearray)
+    primary: bytearray = field(default_factory=bytearray)
+    rejects: list[tuple[int, str]] = field(default_factory=list)
+    nir_birth_date_mismatch: int = 0
+
+    def add(self, canonical: bytes, mask: int, is_primary: bool) -> None:
+        self.canonicals.append(canonical)
+        self.masks.append(mask)
+        self.primary.append(is_primary)
+
+
+def canonical_keys(rows: Sequence[ExportRow], default_mask: int) -> CanonicalKeys:
+    """Validate and normalise rows: a birth-name key per valid row, plus its usage name."""
+    keys = CanonicalKeys()
+    for row in rows:
+        try:
+            identity = canonical_identity(
+                row.nir, row.birth_date, row.last_name, allow_french_dates=True
+            )
+            mask = mask_of(row.categories.split(";")) if row.categories.strip() else default_mask
+        except InvalidIdentity as exc:
+            keys.rejects.append((row.number, exc.reason))
+            continue
+        except UnknownCategory:
+            keys.rejects.append((row.number, "categories"))
+            continue
+        if not nir_matches_birth_date(identity.nir, identity.birth_date):
+            keys.nir_birth_date_mismatch += 1
+        keys.add(identity.canonical(), mask, True)
+        if row.usage_name.strip():
+            try:
+                usage = identity.with_last_name(row.usage_name)
+            except InvalidIdentity:
+                continue  # an unusable usage name still leaves the birth-name key
+            if usage.last_name != identity.last_name:
+                keys.add(usage.canonical(), mask, False)
+    return keys
+
+
+def stretch_rows(
+    rows: Sequence[ExportRow], salt: bytes, profile: Argon2Profile, default_mask: int
+) -> StretchedChunk:
+    """Validate, normalise and stretch one chunk; the same code runs locally and on Dask."""
+    keys = canonical_keys(rows, default_mask)
+    return StretchedChunk(
+        rows=len(rows),
+        stretched=b"".join(stretch(c, salt, profile) for c in keys.canonicals),
+        masks=bytes(keys.masks),
+        primary=bytes(keys.primary),
+        rejects=tuple(keys.rejects),
+        nir_birth_date_mismatch=keys.nir_birth_date_mismatch,
+    )
