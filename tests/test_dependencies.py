@@ -20,7 +20,8 @@ PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 CONSTRAINTS = ROOT / "deploy" / "constraints.txt"
 #: What the API runs: the app factory and ``selfcheck serve``. Every module their imports load
 #: is a runtime module; the rest (the builder, the generator, the demo) runs on the build machine.
-API_ENTRY_POINTS = ("app.main", "app.cli")
+#: ``app.server_protocol`` is loaded by uvicorn from its name (``selfcheck serve``'s ``http=``).
+API_ENTRY_POINTS = ("app.main", "app.cli", "app.server_protocol")
 
 
 def _names(requirements: list[str]) -> set[str]:
