@@ -57,6 +57,8 @@ bench: $(STAMP) system-deps
 	$(PY) loadtests/bench_index.py
 	$(PY) loadtests/bench_api.py --profile standard
 	$(PY) loadtests/bench_capacity.py
+	$(PY) -m loadtests.bench_format
+	$(PY) -m loadtests.bench_cluster
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

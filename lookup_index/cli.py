@@ -313,7 +313,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"lookup-index: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("lookup-index: interrupted; nothing was written", file=sys.stderr)
+        print(
+            "lookup-index: interrupted; no index was written (--work-dir keeps finished chunks)",
+            file=sys.stderr,
+        )
         return 130
     except ModuleNotFoundError as exc:
         missing = (exc.name or "").partition(".")[0]

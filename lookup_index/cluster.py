@@ -138,8 +138,9 @@ class DaskExecutor:
         address = scheduler_address(options)
         security = security_for(options, address)
         try:
-            # The default client of this process: distributed.wait() looks it up.
-            self.client = Client(address, security=security, timeout=CONNECT_TIMEOUT_S)
+            # The default client of this process: distributed.wait() looks it up. The connect
+            # timeout is Dask's (distributed.comm.timeouts.connect, 30 s by default).
+            self.client = Client(address, security=security)
         except (OSError, TimeoutError) as exc:
             raise ClusterError(
                 f"cannot reach the Dask scheduler at {address} ({type(exc).__name__})"

@@ -20,6 +20,7 @@ import pytest
 
 from lookup_index.cli import BUILD_EXTRA_MODULES, EXIT_ERROR, EXIT_INVALID_INPUT, main
 from lookup_index.generator import read_probes
+from lookup_index.reader import IndexReader
 from tests.lookup_index.helpers import OTHER_PEPPER, keyed, write_export, wrong_key
 
 ANNE = keyed("2700575123045")
@@ -424,3 +425,38 @@ def test_without_the_build_tools_generate_and_build_say_so_in_one_line(
     assert_one_line_error(code, out, err, f"needs the build tools ({module})")
     assert not (tmp_path / "g.csv").exists()
     assert not (tmp_path / "i.bin").exists()
+
+
+def test_build_like_shares_salt_and_profile(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Another incident built --like the first: same params_id, so one Argon2id per query.
+    other = setup.directory / "other.bin"
+    build = ["build", "--input", setup.export, "--key-file", setup.key, "--out", other]
+    code, _, err = run(capsys, *build, "--like", setup.index, "--incident", "inc-43", "--quiet")
+    assert (code, err) == (0, "")
+    params = set()
+    for index in (setup.index, other):
+        code, out, _ = run(capsys, "info", index)
+        assert code == 0
+        params.add(json.loads(out)["params_id"])
+    assert len(params) == 1
+    with IndexReader.open(setup.index) as first, IndexReader.open(other) as second:
+        assert first.header.params_id == second.header.params_id
+        assert first.header.profile == second.header.profile
+        assert first.header.build_id != second.header.build_id
+        assert second.header.incident_id == "inc-43"
+
+
+def test_build_like_refusals(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    build = ["build", "--input", setup.export, "--out", setup.directory / "o.bin"]
+    other_key = setup.directory / "other.key"
+    other_key.write_bytes(OTHER_PEPPER)
+    assert_one_line_error(
+        *run(capsys, *build, "--key-file", other_key, "--like", setup.index), "key-check"
+    )
+    assert_one_line_error(
+        *run(capsys, *build, "--key-file", setup.key, "--like", setup.index, "--profile", "fast"),
+        "--profile fast differs from --like's test",
+    )
+    assert not (setup.directory / "o.bin").exists()

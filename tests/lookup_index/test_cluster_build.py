@@ -28,7 +28,7 @@ from lookup_index.generator import generate
 from lookup_index.profiles import FAST, TEST
 from tests.lookup_index.conftest import Generated
 from tests.lookup_index.helpers import masked_index
-from tests.support.dask_cluster import DaskCluster
+from tests.support.dask_cluster import DaskCluster, write_certificates
 
 pytestmark = pytest.mark.slow
 
@@ -342,3 +342,28 @@ def test_scheduler_file_address_is_checked_too(tmp_path: Path) -> None:
     path.write_text("{}")
     with pytest.raises(ClusterError, match="cannot read a scheduler address"):
         scheduler_address(ClusterOptions(scheduler_file=path))
+
+
+def test_a_client_without_the_clusters_certificate_is_refused(
+    cluster: DaskCluster, generated: Generated, key_file: Path, tmp_path: Path
+) -> None:
+    # Mutual TLS: the client trusts the scheduler (right CA) but shows a certificate from
+    # another CA: the scheduler must refuse it.
+    _, cert, key = write_certificates(tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "lookup_index.cli", "build", "--input", str(generated.export),
+            "--key-file", str(key_file), "--out", str(tmp_path / "i.bin"), "--profile", "test",
+            "--scheduler", cluster.address, "--tls-ca-file", str(cluster.ca),
+            "--tls-cert", str(cert), "--tls-key", str(key),
+        ],
+        capture_output=True,
+        timeout=BUILD_TIMEOUT,
+        check=False,
+        env={**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "3s"},
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("lookup-index: error: cannot reach the Dask scheduler at tls://")
+    assert not (tmp_path / "i.bin").exists()

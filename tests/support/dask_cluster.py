@@ -29,9 +29,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tests.support.servers import stop_process
 
 START_TIMEOUT = 60.0
-#: As docs/OPERATIONS.md advises: the statistical profiler samples every thread's stack
-#: 100 times a second, CPU the Argon2 work should have.
-WORKER_ENV = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+#: As docs/OPERATIONS.md advises: no statistical profiler (it samples every thread's stack
+#: 100 times a second), the event loop's watchdog tick every second rather than 20 ms, the
+#: system monitor every 5 s: an idle worker then burns ~5 ms of CPU a second, not ~45.
+WORKER_ENV = {
+    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s",
+}
 SPY = Path(__file__).with_name("dask_task_spy.py")
 
 
@@ -111,6 +116,7 @@ class DaskCluster:
     scheduler: subprocess.Popen[bytes] | None = None
     #: Preload dask_task_spy.py (tests); benchmarks leave it out.
     spy: bool = True
+    worker_env: dict[str, str] = field(default_factory=lambda: dict(WORKER_ENV))
 
     def __post_init__(self) -> None:
         self.ca, self.cert, self.key = write_certificates(self.directory)
@@ -141,7 +147,9 @@ class DaskCluster:
         self.scheduler = subprocess.Popen(
             [
                 _dask(), "scheduler", "--protocol", "tls", "--host", "127.0.0.1", "--port", "0",
-                "--no-dashboard", "--scheduler-file", str(self.scheduler_file), *self.tls,
+                # --no-dashboard still serves /health and /metrics: on loopback too.
+                "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                "--scheduler-file", str(self.scheduler_file), *self.tls,
             ],
             stdout=subprocess.DEVNULL,
             stderr=log,
@@ -161,12 +169,13 @@ class DaskCluster:
             [
                 _dask(), "worker", "--scheduler-file", str(self.scheduler_file), *self.tls,
                 "--name", name, "--nthreads", "1", "--no-nanny", "--memory-limit", "0",
-                "--no-dashboard", "--local-directory", str(local),
+                "--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0",
+                "--local-directory", str(local),
                 *(["--preload", str(SPY)] if self.spy else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=stderr,
-            env={**os.environ, **WORKER_ENV, "TASK_SPY_DIR": str(self.spy_dir)},
+            env={**os.environ, **self.worker_env, "TASK_SPY_DIR": str(self.spy_dir)},
             cwd=self.directory,
         )  # fmt: skip
         stderr.close()
