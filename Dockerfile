@@ -63,7 +63,7 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"]
 
 # The one launcher (app/cli.py): preflight (index, key, store) in one line, then
-# uvicorn with h11 and a head deadline and size cap, no access log, its own
+# uvicorn with a head deadline and size cap (httptools), no access log, its own
 # X-Forwarded-For handling off (the app's walk over SELFCHECK_TRUSTED_PROXIES is
 # the only one), no --limit-concurrency (the app answers overload with its padded
 # 503). One worker per container: scale with replicas.

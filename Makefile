@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 RUN_STAMP := $(VENV)/.run-stamp
 DEMO_DIR := .demo
 
-.PHONY: run test lint typecheck unit system-deps loadtest loadtest-full bench clean
+.PHONY: run test lint typecheck unit security system-deps loadtest loadtest-full bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(VENV)/bin/pytest
 
+## make security: only the security stage (tests/security, real processes); `make test` runs it too
+security: $(STAMP) system-deps
+	$(VENV)/bin/pytest -m security
+
 ## make loadtest: the load test, every scenario and threshold (5,000-record index, 60 s);
 ## under 5 minutes on a fresh clone. See loadtests/README.md
 loadtest: $(STAMP) system-deps
@@ -59,6 +63,7 @@ bench: $(STAMP) system-deps
 	$(PY) loadtests/bench_capacity.py
 	$(PY) -m loadtests.bench_format
 	$(PY) -m loadtests.bench_cluster
+	$(PY) -m loadtests.bench_edge
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

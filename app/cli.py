@@ -15,8 +15,8 @@ from app.settings import Settings
 from app.state import StartupRefused, open_service
 from lookup_index import LookupIndexError
 
-#: Bytes of request line and headers h11 buffers before refusing (400). A browser sends
-#: under 2 KiB; nginx in front allows 4 x 8 KiB. httptools would accept any size.
+#: Bytes of request line and headers read before refusing (400). A browser sends under
+#: 2 KiB; nginx in front allows 4 x 8 KiB. Plain httptools would accept any size.
 MAX_HEADER_BYTES = 16 * 1024
 #: In-flight checks get this long to finish on SIGTERM (compose's stop_grace_period is longer).
 GRACEFUL_SHUTDOWN_S = 10
@@ -56,8 +56,8 @@ def serve(settings: Settings) -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
-        # h11 with a head deadline and a head-size cap (app/server_protocol.py).
-        http="app.server_protocol:HeadDeadlineH11Protocol",
+        # httptools with a head deadline and a head-size cap (app/server_protocol.py).
+        http="app.server_protocol:BoundedHttpToolsProtocol",
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         ws="none",
         # Client addresses are personal data: no access log.

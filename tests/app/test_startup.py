@@ -196,3 +196,16 @@ def _long_label_index(dataset: Dataset) -> Path:
             )
         )
     return target
+
+
+def test_serve_flags_override_the_settings(dataset: Dataset) -> None:
+    """`--workers 2` reaches the settings' checks exactly as SELFCHECK_WORKERS=2 does."""
+    base = {"SELFCHECK_INDEX_PATH": str(dataset.index), "SELFCHECK_KEY_FILE": str(dataset.key)}
+    argv = [*SERVE, "--workers", "2", "--host", "127.0.0.1", "--port", str(free_port())]
+    code, output = run_refusal(argv, {**base, "SELFCHECK_WORKERS": "1"})
+    assert code != 0
+    assert len(output.strip().splitlines()) == 1, output
+    assert "SELFCHECK_RATE_LIMIT_STORAGE" in output
+    code, output = run_refusal([*SERVE, "--port", "0"], base)
+    assert code != 0
+    assert "SELFCHECK_PORT" in output, output

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from app.client_address import IPNetwork
+from app.limit_syntax import parse_limits
 from app.settings import Settings
 from tests.deploy.dockerfile import REPO, option, parse_dockerfile, runtime_stage
 from tests.support.nginx import TEMPLATE, template_variables
@@ -235,3 +236,21 @@ def test_env_example_defines_every_required_variable() -> None:
     assert required <= defined
     # ...and only file paths or public values: no secret in the example either.
     assert not re.search(r"[0-9a-fA-F]{32,}", example)
+
+
+#: Measured by `python -m loadtests.bench_edge` (docs/BENCHMARKS.md, "Redis memory"):
+#: what one client leaves in Redis for a day after one check.
+REDIS_BYTES_PER_CLIENT_DAY = 2236
+
+
+def test_redis_maxmemory_holds_a_day_at_the_global_ceiling(
+    services: dict[str, dict[str, Any]], apis: dict[str, dict[str, Any]]
+) -> None:
+    """At the ceiling, every check from a new client: the day's keys must fit, or every
+    check answers 503 hours before the oldest counters expire (2 GiB lasted 9-11 h)."""
+    maxmemory = option(_command(services["redis"]), "--maxmemory")
+    default = re.fullmatch(r"\$\{REDIS_MAXMEMORY:-(\d+)gb\}", maxmemory)
+    assert default, maxmemory
+    ceiling = parse_limits(str(Settings.model_fields["global_limit"].default))[0]
+    per_day = ceiling.amount * 86_400 / ceiling.get_expiry()
+    assert int(default.group(1)) * 1024**3 >= per_day * REDIS_BYTES_PER_CLIENT_DAY

@@ -426,3 +426,34 @@ def test_a_request_flood_from_one_address_stops_at_the_proxy(topology: Topology)
         _bytes_written(r.process) - b for r, b in zip(topology.replicas, written, strict=True)
     )
     assert answered < 20 * len(statuses[0].content)
+
+
+def test_connections_per_address_are_capped_at_the_proxy(topology: Topology) -> None:
+    """Twenty requests held open (bodies still arriving) from one address: the next one is
+    refused by nginx; another address is served."""
+    found = re.search(r"limit_conn selfcheck_conn_per_client (\d+);", TEMPLATE.read_text())
+    assert found, "no per-client connection cap in the template"
+    cap = int(found[1])
+    context = ssl.create_default_context(cafile=str(topology.certificate))
+    held = []
+    try:
+        for _ in range(cap):
+            raw = socket.create_connection(
+                ("127.0.0.1", topology.nginx.https_port),
+                timeout=5,
+                source_address=("127.0.0.80", 0),
+            )
+            sock = context.wrap_socket(raw, server_hostname="localhost")
+            held.append(sock)
+            # Not /v1/check, whose request rate cap would answer first.
+            sock.sendall(b"POST /held HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\n{")
+        time.sleep(0.5)
+        with topology.client("127.0.0.80") as same, topology.client("127.0.0.81") as other:
+            refused = topology.check(same)
+            served = topology.check(other)
+    finally:
+        for sock in held:
+            sock.close()
+    assert refused.status_code == 429
+    assert "padding" not in refused.json()  # nginx's own answer: no replica saw it
+    assert served.status_code == 200
