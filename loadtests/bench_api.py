@@ -46,6 +46,7 @@ import httpx
 import orjson
 import psutil
 
+from app.routes.paths import CHECK_PATH
 from loadtests.harness import (
     api_server,
     argon2_cost,
@@ -153,7 +154,7 @@ async def drive(
         async def one(number: int) -> None:
             started = time.perf_counter()
             response = await client.post(
-                "/v1/check", content=bodies[number % len(bodies)], headers=headers
+                CHECK_PATH, content=bodies[number % len(bodies)], headers=headers
             )
             latencies.append(time.perf_counter() - started)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
