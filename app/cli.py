@@ -77,12 +77,12 @@ def serve(settings: Settings) -> None:
     )
 
 
-def demo(directory: Path, port: int) -> None:
+def demo(directory: Path, port: int, rows: int) -> None:
     # Imported here: the demo builds its index with the build tools (Faker), which
     # `selfcheck serve` neither needs nor finds on an API host.
     from app.demo import DEMO_NETWORK_LIMITS, demo_identities, prepare_demo, print_identities
 
-    key, index, probes = prepare_demo(directory)
+    key, index, probes = prepare_demo(directory, rows)
     os.environ.setdefault("SELFCHECK_INDEX_PATH", str(index))
     os.environ.setdefault("SELFCHECK_KEY_FILE", str(key.resolve()))
     os.environ.setdefault("SELFCHECK_PORT", str(port))
@@ -104,13 +104,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo_parser = sub.add_parser("demo", help="build a synthetic demo index and serve it")
     demo_parser.add_argument("--dir", type=Path, default=Path(".demo"))
     demo_parser.add_argument("--port", type=int, default=8000)
+    demo_parser.add_argument(
+        "--rows", type=int, default=3000, help="synthetic patients in a new demo index"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "serve":
             flags = {"host": args.host, "port": args.port, "workers": args.workers}
             serve(_settings(**{k: v for k, v in flags.items() if v is not None}))
         else:
-            demo(args.dir, args.port)
+            demo(args.dir, args.port, args.rows)
     except LookupIndexError as exc:
         print(f"selfcheck: error: {exc}", file=sys.stderr)
         return 1

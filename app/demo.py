@@ -31,7 +31,7 @@ def _curl(probe: Probe, port: int) -> str:
     )
 
 
-def prepare_demo(directory: Path) -> tuple[Path, Path, list[Probe]]:
+def prepare_demo(directory: Path, rows: int = DEMO_ROWS) -> tuple[Path, Path, list[Probe]]:
     """Generate a synthetic export and build its index (fast profile) unless already there."""
     directory.mkdir(parents=True, exist_ok=True)
     key, index = directory / "demo.key", directory / "demo-index.bin"
@@ -39,8 +39,8 @@ def prepare_demo(directory: Path) -> tuple[Path, Path, list[Probe]]:
     if not key.exists():
         generate_pepper_file(key)
     if not index.exists() or not probes.exists():
-        print(f"generating {DEMO_ROWS} synthetic patients and building the demo index...")
-        generate(DEMO_ROWS, DEMO_SEED, export, probes, probes=200)
+        print(f"generating {rows} synthetic patients and building the demo index...")
+        generate(rows, DEMO_SEED, export, probes, probes=min(rows, 200))
         summary = build_index(
             BuildOptions(
                 input=export,

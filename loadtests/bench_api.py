@@ -31,9 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,23 +39,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script: the repository root is not on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import httpx
 import orjson
 import psutil
 
+from app.routes.paths import CHECK_PATH
+from loadtests.harness import (
+    api_server,
+    argon2_cost,
+    build_synthetic_index,
+    lifted_limits_env,
+    process_tree_cpu_seconds,
+)
 from lookup_index import PROFILES, IndexReader, canonical_identity, load_pepper
-from lookup_index.builder import BuildOptions, build_index
-from lookup_index.generator import Probe, generate, read_probes
-from lookup_index.pepper import generate_pepper_file
+from lookup_index.generator import Probe, read_probes
 
 TARGET_RATIO = 1.1
 #: Limits out of the way: this measures the work of a check, not the limiter's refusals.
-GENEROUS_LIMITS = {
-    "SELFCHECK_LIMITS_PER_NETWORK": "1000000/minute",
-    "SELFCHECK_LIMITS_PER_IPV6_48": "1000000/minute",
-    "SELFCHECK_LIMITS_PER_IDENTITY": "1000000/day",
-    "SELFCHECK_GLOBAL_LIMIT": "1000000/second",
-}
 START_TIMEOUT = 30.0
 IDLE_SAMPLE_S = 3.0
 
@@ -97,28 +98,6 @@ class Batch:
 # --- the index and the Argon2 cost ---------------------------------------------------------
 
 
-def prepare_index(directory: Path, profile_name: str, rows: int) -> tuple[Path, Path, Path]:
-    export, probes, key, index = (
-        directory / "export.csv",
-        directory / "probes.csv",
-        directory / "bench.key",
-        directory / "index.bin",
-    )
-    generate(rows, 2718, export, probes, probes=min(rows, 200))
-    generate_pepper_file(key)
-    build_index(
-        BuildOptions(
-            input=export,
-            out=index,
-            pepper=load_pepper(key),
-            profile=PROFILES[profile_name],
-            incident_id="bench",
-            incident_label="Benchmark index (synthetic)",
-        )
-    )
-    return index, key, probes
-
-
 class Argon2Meter:
     """Times the keyed hash of the index's profile in this process (CPU of this thread)."""
 
@@ -129,23 +108,12 @@ class Argon2Meter:
         self.canonicals = [
             canonical_identity(p.nir, p.birth_date, p.last_name).canonical() for p in probes
         ]
-        for canonical in self.canonicals[:3]:  # warm the allocator and the caches
-            self.hasher.digest(canonical)
 
     def cpu_per_hash(self, hashes: int) -> float:
-        started = time.thread_time()
-        for number in range(hashes):
-            self.hasher.digest(self.canonicals[number % len(self.canonicals)])
-        return (time.thread_time() - started) / hashes
+        return argon2_cost(self.hasher, self.canonicals, min_hashes=hashes).cpu_per_hash_s
 
 
 # --- the server ------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -153,51 +121,18 @@ def api_process(
     index: Path, key: Path, floor_ms: int, log: Path, hash_concurrency: int | None
 ) -> Iterator[tuple[str, psutil.Process]]:
     """`python -m app serve` on a free loopback port; yields its URL and its process."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SELFCHECK_")}
-    env |= GENEROUS_LIMITS | {
+    env = lifted_limits_env() | {
         "SELFCHECK_INDEX_PATH": str(index),
         "SELFCHECK_KEY_FILE": str(key.resolve()),
         "SELFCHECK_RESPONSE_FLOOR_MS": str(floor_ms),
-        "SELFCHECK_HOST": "127.0.0.1",
-        "SELFCHECK_PORT": str(port),
         "SELFCHECK_LOG_LEVEL": "warning",
     }
     if hash_concurrency:
         env["SELFCHECK_HASH_CONCURRENCY"] = str(hash_concurrency)
-    url = f"http://127.0.0.1:{port}"
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve"], env=env, stdout=handle, stderr=handle
-        )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the API exited: {log.read_text(errors='replace')}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the API did not start: {log.read_text(errors='replace')}")
-            time.sleep(0.1)
-        yield url, psutil.Process(process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
-def _cpu_seconds(process: psutil.Process) -> float:
-    """User + system time of the process (all its threads) and of any worker it started."""
-    total = 0.0
-    for each in (process, *process.children(recursive=True)):
-        times = each.cpu_times()
-        total += times.user + times.system
-    return total
+    with api_server(
+        env, log, timeout=START_TIMEOUT, inherit_settings=False, ready_path="/readyz"
+    ) as server:
+        yield server.url, psutil.Process(server.process.pid)
 
 
 async def drive(
@@ -219,7 +154,7 @@ async def drive(
         async def one(number: int) -> None:
             started = time.perf_counter()
             response = await client.post(
-                "/v1/check", content=bodies[number % len(bodies)], headers=headers
+                CHECK_PATH, content=bodies[number % len(bodies)], headers=headers
             )
             latencies.append(time.perf_counter() - started)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
@@ -236,10 +171,10 @@ async def drive(
             while not queue.empty():
                 await one(queue.get_nowait())
 
-        cpu_before, started = _cpu_seconds(process), time.perf_counter()
+        cpu_before, started = process_tree_cpu_seconds(process), time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - started
-        cpu = _cpu_seconds(process) - cpu_before
+        cpu = process_tree_cpu_seconds(process) - cpu_before
     return Batch(name, floor_ms, checks, concurrency, wall, cpu, latencies, statuses)
 
 
@@ -312,7 +247,16 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"building a {args.rows}-row index with the {args.profile} profile...", flush=True
             )
-            index, key, probes_file = prepare_index(workdir, args.profile, args.rows)
+            built = build_synthetic_index(
+                workdir,
+                rows=args.rows,
+                seed=2718,
+                profile=PROFILES[args.profile],
+                probes=200,
+                incident_id="bench",
+                incident_label="Benchmark index (synthetic)",
+            )
+            index, key, probes_file = built.index, built.key, built.probes_file
         probes = [p for p in read_probes(probes_file) if p.expected in ("affected", "not_found")]
         hits = [p for p in probes if p.expected == "affected"]
         misses = [p for p in probes if p.expected == "not_found"]
@@ -333,9 +277,9 @@ def main(argv: list[str] | None = None) -> int:
             with api_process(index, key, floor_ms, log, args.hash_concurrency) as (url, process):
                 # What the server burns doing nothing (timers) is in every batch's CPU too;
                 # it weighs most when the floor keeps a sequential client mostly waiting.
-                idle_before, idle_started = _cpu_seconds(process), time.perf_counter()
+                idle_before, idle_started = process_tree_cpu_seconds(process), time.perf_counter()
                 time.sleep(IDLE_SAMPLE_S)
-                idle[floor_ms] = (_cpu_seconds(process) - idle_before) / (
+                idle[floor_ms] = (process_tree_cpu_seconds(process) - idle_before) / (
                     time.perf_counter() - idle_started
                 )
                 for name, checks, concurrency in (

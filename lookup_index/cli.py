@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 EXIT_ERROR = 1
 #: Modules of the ``[build]`` extra, which an API host does not install.
-BUILD_EXTRA_MODULES = frozenset({"faker", "rich"})
+BUILD_EXTRA_MODULES = frozenset({"faker", "rich", "dask", "distributed"})
 EXIT_INVALID_INPUT = 2
 
 

@@ -25,11 +25,11 @@ from urllib.parse import urljoin
 
 from locust import FastHttpUser
 
+from app.routes.paths import CHECK_PATH
 from loadtests.config import load_config
 from loadtests.ledger import Ledger, Tier, breaches
 from lookup_index.generator import Probe, read_probes
 
-CHECK_PATH = "/v1/check"
 WIDGET_PATH = "/widget"
 #: Assets a page references (scripts, styles, images, fonts, catalogues), relative or
 #: absolute paths; anything with a scheme or a host is another origin's and skipped.

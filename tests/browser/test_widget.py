@@ -25,6 +25,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Frame, Page, Request, expect, sync_playwright
 from stdnum.fr import nir as stdnum_nir
 
+from loadtests.harness import lifted_limits_env
 from lookup_index.exceptions import InvalidIdentity
 from lookup_index.generator import Probe
 from lookup_index.normalise import (
@@ -41,12 +42,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHECK = "/v1/check"
 TIMEOUT_MS = 10_000
-GENEROUS = {
-    "SELFCHECK_LIMITS_PER_NETWORK": "1000/minute",
-    "SELFCHECK_LIMITS_PER_IPV6_48": "1000/minute",
-    "SELFCHECK_LIMITS_PER_IDENTITY": "1000/day",
-    "SELFCHECK_GLOBAL_LIMIT": "1000/second",
-}
 SERIOUS = ("serious", "critical")
 
 HOST_PAGE = """<!doctype html>
@@ -142,7 +137,7 @@ def site(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "SELFCHECK_HASH_CONCURRENCY": "1",
             # The demo page (same origin) and the practice's site may frame it; `foreign` may not.
             "SELFCHECK_FRAME_ANCESTORS": f"'self' {host.origin}",
-            **GENEROUS,
+            **lifted_limits_env(),
         }
         with api_server(env, root / "api.log", port=api_port) as api:
             for old in artifact_dir("browser").glob("*"):

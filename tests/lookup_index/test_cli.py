@@ -402,11 +402,12 @@ def test_check_answers_every_probe_of_a_50000_row_dataset(
     assert min(checked.values()) > 100, checked
 
 
-@pytest.mark.parametrize("module", sorted(BUILD_EXTRA_MODULES))
+@pytest.mark.parametrize("module", ["faker", "rich"])
 def test_without_the_build_tools_generate_and_build_say_so_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, module: str
 ) -> None:
     """An API host installs no [build] extra: the command says what to install."""
+    assert module in BUILD_EXTRA_MODULES
     for name in [module, *(name for name in sys.modules if name.startswith(module + "."))]:
         monkeypatch.setitem(sys.modules, name, None)  # what an absent package looks like
     monkeypatch.delitem(sys.modules, "lookup_index.generator", raising=False)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lookup_index.builder import BuildOptions, build_index
-from lookup_index.generator import Probe, generate, read_probes
-from lookup_index.pepper import generate_pepper_file, load_pepper
+from loadtests.harness import build_synthetic_index
+from lookup_index.generator import Probe
 from lookup_index.profiles import TEST
 
 
@@ -24,24 +23,13 @@ class Dataset:
 
 
 def make_dataset(directory: Path, rows: int = 2000, seed: int = 11) -> Dataset:
-    directory.mkdir(parents=True, exist_ok=True)
-    export, probes, key, index = (
-        directory / "export.csv",
-        directory / "probes.csv",
-        directory / "test.key",
-        directory / "index.bin",
+    made = build_synthetic_index(
+        directory,
+        rows=rows,
+        seed=seed,
+        profile=TEST,
+        workers=1,
+        incident_id="test-incident",
+        incident_label="Test incident",
     )
-    generate(rows, seed, export, probes, probes=min(rows, 300))
-    generate_pepper_file(key)
-    build_index(
-        BuildOptions(
-            input=export,
-            out=index,
-            pepper=load_pepper(key),
-            profile=TEST,
-            workers=1,
-            incident_id="test-incident",
-            incident_label="Test incident",
-        )
-    )
-    return Dataset(directory, export, key, index, read_probes(probes))
+    return Dataset(directory, made.export, made.key, made.index, made.probes())
