@@ -296,8 +296,29 @@ def render(
     ]
     conditions = run_dir / "conditions.txt"
     if conditions.exists():
-        lines += ["", "Conditions:", "", "```", conditions.read_text().strip(), "```"]
+        text = conditions.read_text()
+        busy = _busy_machine(text)
+        if busy:
+            lines += ["", busy]
+        lines += ["", "Conditions:", "", "```", text.strip(), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _busy_machine(conditions: str) -> str:
+    """A note when other work shared the cores: latency then measures the neighbours too."""
+    found = dict(re.findall(r"(nproc|loadavg_before|loadavg_after)=([0-9.]+)", conditions))
+    try:
+        cores = int(found["nproc"])
+        load = max(float(found.get("loadavg_before", 0)), float(found.get("loadavg_after", 0)))
+    except (KeyError, ValueError):
+        return ""
+    if load <= cores:
+        return ""
+    return (
+        f"Note: the machine was busy (load average up to {load:g} on {cores} cores, this run "
+        "included): latency figures include the wait for a core; rerun on a quiet machine "
+        "before reading a latency failure as the service's."
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -4,8 +4,11 @@ list, page loading with its assets, and the shared ledger.
 Client networks: the API trusts ``X-Forwarded-For`` from 127.0.0.1 in the load-test
 run only (``run.sh`` sets ``SELFCHECK_TRUSTED_PROXIES=127.0.0.1/32``), so each
 simulated client presents its own network, as patients behind their own ISPs do.
-Patients draw from 10.0.0.0/9 and, for a quarter of them, from distinct IPv6 /48s
-of 2001:db8::/33; attackers from 10.128.0.0/9, so the two never share a bucket.
+Each client gets a network of its own at every tier a limit may count (IPv4 /32 and
+/24; IPv6 /64, /48 and /32): patients from 10.0.0.0/9 and, for a quarter of them,
+from fd00::/16 (unique local addresses); attackers from 10.128.0.0/9 and fd01::/16,
+so no two simulated clients ever share a bucket. Scenarios about shared addresses
+choose theirs on purpose.
 """
 
 from __future__ import annotations
@@ -41,14 +44,15 @@ _NIR_SEPARATORS = re.compile(r"[\s.\-]+")
 
 
 class NetworkAllocator:
-    """Hands out client addresses, each in a network (IPv4 address, IPv6 /48) never used
-    before in this run, so no two simulated clients share a rate-limit bucket."""
+    """Hands out client addresses, each in an IPv4 /24 or an IPv6 /32 never used before in
+    this run (until 2**15 resp. 2**16 clients), so no two simulated clients share a
+    rate-limit bucket at any network tier."""
 
-    def __init__(self, second_octet_base: int, ipv6_base: int, ipv6_share: float) -> None:
+    def __init__(self, second_octet_base: int, ipv6_prefix: int, ipv6_share: float) -> None:
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
         self._v4_base = second_octet_base
-        self._v6_base = ipv6_base
+        self._v6_prefix = ipv6_prefix
         self._ipv6_share = ipv6_share
         self._rng = random.Random()
 
@@ -57,20 +61,20 @@ class NetworkAllocator:
             n = next(self._counter)
             use_v6 = self._rng.random() < self._ipv6_share
         if use_v6:
-            # 2001:db8::/32 (documentation prefix): 2**15 distinct /48s per population.
-            return f"2001:db8:{self._v6_base + n % 0x8000:x}::{n // 0x8000 + 1:x}"
-        host = n % (1 << 23)
-        return f"10.{self._v4_base + (host >> 16)}.{(host >> 8) & 0xFF}.{host & 0xFF}"
+            # fd00::/8 is private (unique local): its /32s are the prefix and 16 free bits.
+            return f"{self._v6_prefix:x}:{n % 0x10000:x}::1"
+        network = n % (1 << 15)  # the /24s of a /9
+        return f"10.{self._v4_base + (network >> 8)}.{network & 0xFF}.1"
 
 
 @cache
 def patient_networks() -> NetworkAllocator:
-    return NetworkAllocator(second_octet_base=0, ipv6_base=0, ipv6_share=0.25)
+    return NetworkAllocator(second_octet_base=0, ipv6_prefix=0xFD00, ipv6_share=0.25)
 
 
 @cache
 def attacker_networks() -> NetworkAllocator:
-    return NetworkAllocator(second_octet_base=128, ipv6_base=0x8000, ipv6_share=0.0)
+    return NetworkAllocator(second_octet_base=128, ipv6_prefix=0xFD01, ipv6_share=0.0)
 
 
 @cache
