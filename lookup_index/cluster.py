@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import secrets
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from lookup_index.row_stretching import StretchedChunk, stretch_rows
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_S = 30
+DASHBOARD_PROBE_S = 3
 #: Chunks in flight per worker thread: enough to keep every thread busy between round trips.
 SLOTS_PER_THREAD = 2
 
@@ -151,10 +153,21 @@ class DaskExecutor:
             self.client.close()
             raise
         if options.announce is not None:
-            services = self.client.scheduler_info().get("services", {})
-            options.announce(self.client.dashboard_link if "dashboard" in services else None)
+            options.announce(self._dashboard_link())
         self._token = secrets.token_hex(4)
         self._submitted = 0
+
+    def _dashboard_link(self) -> str | None:
+        """The dashboard's URL if it answers: --no-dashboard still serves /health there."""
+        services = self.client.scheduler_info().get("services", {})
+        link = str(self.client.dashboard_link) if "dashboard" in services else ""
+        if not link.startswith(("http://", "https://")):
+            return None
+        try:
+            with urllib.request.urlopen(link, timeout=DASHBOARD_PROBE_S) as answer:  # noqa: S310 (scheme checked)
+                return link if answer.status == 200 else None
+        except (OSError, ValueError):
+            return None
 
     def _check_workers(self) -> None:
         try:

@@ -120,13 +120,16 @@ def test_cluster_build_is_byte_identical_to_a_local_one(
     done = subprocess.run(
         [
             sys.executable, "-m", "lookup_index.cli",
-            *cli_args(cluster, generated.export, key_file, out, reference), "--chunk-rows", "200",
+            *cli_args(cluster, generated.export, key_file, out, reference)[:-1],  # not --quiet
+            "--chunk-rows", "200",
         ],
         capture_output=True,
         timeout=BUILD_TIMEOUT,
         check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    # No dashboard link: --no-dashboard leaves only /health and /metrics, not a dashboard.
+    assert b"dashboard" not in done.stderr
     assert summary_field(done.stdout, "chunks_computed") == 15
     assert masked_index(out) == masked_index(reference)
     assert (

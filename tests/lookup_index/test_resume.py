@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from lookup_index import builder
 from lookup_index.builder import BuildOptions, BuildSummary, build_index
 from lookup_index.exceptions import LookupIndexError
 from lookup_index.profiles import TEST
@@ -173,3 +174,24 @@ def test_work_dir_must_be_a_directory(generated: Generated, tmp_path: Path) -> N
     afile.write_text("x")
     with pytest.raises(LookupIndexError, match="not a directory"):
         build_index(options(generated, tmp_path / "i.bin", afile))
+
+
+def test_work_dir_survives_a_failed_write(
+    generated: Generated, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every chunk hashed, then the disk fills at the write: nothing must be recomputed.
+    work = tmp_path / "work"
+    out = tmp_path / "i.bin"
+
+    def disk_full(*args: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(builder, "write_index", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        build_index(options(generated, out, work))
+    monkeypatch.undo()
+    total = -(-generated.summary.rows // CHUNK_ROWS)
+    assert len(list(work.glob("chunk-*.ckpt"))) == total
+    summary = build_index(options(generated, out, work))
+    assert (summary.chunks_resumed, summary.chunks_computed) == (total, 0)
+    assert not work.exists()
