@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -44,10 +43,14 @@ from asgi_lifespan import LifespanManager
 from app.cli import MAX_HEADER_BYTES
 from app.main import create_app
 from app.settings import Settings
-from loadtests.bench_api import GENEROUS_LIMITS, _cpu_seconds, _free_port
-from lookup_index.builder import BuildOptions, build_index
-from lookup_index.generator import generate, read_probes
-from lookup_index.pepper import generate_pepper_file, load_pepper
+from loadtests.harness import (
+    build_synthetic_index,
+    free_port,
+    lifted_limits_env,
+    process_tree_cpu_seconds,
+    redis_server,
+)
+from lookup_index.generator import read_probes
 from lookup_index.profiles import TEST
 
 PARSERS = {
@@ -78,9 +81,9 @@ BROWSER_HEADERS = (
 def uvicorn_process(
     index: Path, key: Path, parser: list[str]
 ) -> Iterator[tuple[int, psutil.Process]]:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SELFCHECK_")}
-    env |= GENEROUS_LIMITS | {
+    env |= lifted_limits_env() | {
         "SELFCHECK_INDEX_PATH": str(index),
         "SELFCHECK_KEY_FILE": str(key.resolve()),
         "SELFCHECK_LOG_LEVEL": "warning",
@@ -140,15 +143,15 @@ def header_parse(index: Path, key: Path, batches: int, per_batch: int, bomb_mb: 
             keep_alive_batch(port, 50)  # warm up
         for _ in range(batches):  # alternate, so machine load hits both alike
             for name, (port, process) in servers.items():
-                before = _cpu_seconds(process)
+                before = process_tree_cpu_seconds(process)
                 keep_alive_batch(port, per_batch)
-                cpu[name] += _cpu_seconds(process) - before
+                cpu[name] += process_tree_cpu_seconds(process) - before
         bombs = {}
         for name, (port, process) in servers.items():
-            before = _cpu_seconds(process)
+            before = process_tree_cpu_seconds(process)
             seconds, whole = header_bomb(port, bomb_mb)
             time.sleep(0.5)  # let the server finish with it
-            bombs[name] = (seconds, whole, _cpu_seconds(process) - before)
+            bombs[name] = (seconds, whole, process_tree_cpu_seconds(process) - before)
     total = batches * per_batch
     print(f"\n### Header parsing: {total} keep-alive GET /healthz, ~1 KiB of headers each\n")
     print(
@@ -163,33 +166,6 @@ def header_parse(index: Path, key: Path, batches: int, per_batch: int, bomb_mb: 
     names = list(PARSERS)
     for name in names[1:]:
         print(f"\n{name} / {names[0]}, CPU per request: {cpu[name] / cpu[names[0]]:.2f}")
-
-
-@contextlib.contextmanager
-def redis_process() -> Iterator[int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("bench_edge: no redis-server (scripts/ensure-system-packages.sh)")
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as directory:
-        argv = [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--dir",
-            directory,
-        ]
-        server = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
-        try:
-            time.sleep(0.5)
-            yield port
-        finally:
-            server.terminate()
-            server.wait(10)
 
 
 async def redis_bytes_per_client(
@@ -226,19 +202,6 @@ async def redis_bytes_per_client(
         print(f"| {checks} | {per_client:,.0f} | {keys:.1f} |")
 
 
-def prepare_index(directory: Path, rows: int) -> tuple[Path, Path, Path]:
-    """A TEST-profile index with one probe per row: enough distinct identities."""
-    export, probes, key, index = (directory / n for n in ("e.csv", "p.csv", "k.key", "i.bin"))
-    generate(rows, 31, export, probes, probes=rows)
-    generate_pepper_file(key)
-    options = BuildOptions(
-        input=export, out=index, pepper=load_pepper(key), profile=TEST,
-        incident_id="bench", incident_label="Benchmark (synthetic)",
-    )  # fmt: skip
-    build_index(options)
-    return index, key, probes
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=500)
@@ -247,10 +210,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bomb-mb", type=int, default=8)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as directory:
-        index, key, probes = prepare_index(Path(directory), rows=3 * 5 * args.clients)
+        # One probe per row: enough distinct identities for every admitted check.
+        rows = 3 * 5 * args.clients
+        made = build_synthetic_index(Path(directory), rows=rows, seed=31, profile=TEST, probes=rows)
+        index, key, probes = made.index, made.key, made.probes_file
         header_parse(index, key, args.batches, args.per_batch, args.bomb_mb)
-        with redis_process() as port:
-            asyncio.run(redis_bytes_per_client(index, key, probes, args.clients, port))
+        with redis_server(Path(directory) / "redis") as store:
+            asyncio.run(redis_bytes_per_client(index, key, probes, args.clients, store.port))
     return 0
 
 

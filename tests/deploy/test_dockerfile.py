@@ -289,7 +289,8 @@ def test_image_cmd_serves_quietly_and_its_healthcheck_passes(
     assert response.status_code == 200
     assert "server" not in response.headers
     log = image.log_text()
-    # The --log-config file is applied (the app's info line shows) and there is no access log.
+    # selfcheck serve's log configuration is applied (the app's info line shows), and there
+    # is no access log.
     assert "index loaded" in log
     assert "/readyz" not in log
     assert "/healthz" not in log

@@ -26,7 +26,7 @@ from tests.support.servers import ApiServer, api_server
 pytestmark = [pytest.mark.security, pytest.mark.slow]
 
 RESPONSE_SIZE = 8192
-EXAMPLES_PER_MODE = 80
+EXAMPLES_PER_MODE = 50
 
 
 @pytest.fixture(scope="module")
