@@ -10,7 +10,7 @@ with a core per worker. The hash's CPU time already grows on a busy machine (3.8
 for ``fast`` on a quiet core here, ~7-11 ms at a load average of 10-16), but the
 wait for a core does not show in it: the load average is printed beside the
 estimate (the 1,000,000-record ``fast`` build once took 59 minutes on a busy 2-core
-machine). The cores are measured with the harness the benchmarks use.
+machine). The hash is timed by ``loadtests/harness.py``, as in the benchmarks.
 
 No Locust import here.
 """
