@@ -17,11 +17,11 @@ from typing import Any
 
 from locust import FastHttpUser, task
 
+from app.routes.paths import CHECK_PATH
 from loadtests.config import load_config
 from loadtests.ledger import PATIENT_CHECK_NAME
 from loadtests.scenarios.catalogue import fixed_users
 from loadtests.scenarios.common import (
-    CHECK_PATH,
     ledger,
     mistype_name,
     mistype_nir,
