@@ -135,6 +135,7 @@ def site(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             "SELFCHECK_KEY_FILE": str(dataset.key),
             "SELFCHECK_RESPONSE_FLOOR_MS": "0",
             "SELFCHECK_HASH_CONCURRENCY": "1",
+            "SELFCHECK_POW_PROFILE": "test",
             # The demo page (same origin) and the practice's site may frame it; `foreign` may not.
             "SELFCHECK_FRAME_ANCESTORS": f"'self' {host.origin}",
             **lifted_limits_env(),
