@@ -243,7 +243,3 @@ class RateLimits:
             return bool(self.storage.check())
         except Exception:  # any failure of the store means "not ready"
             return False
-
-    def reset(self) -> None:
-        """Forget every counter of this service (operators' drills only)."""
-        self.storage.reset()
