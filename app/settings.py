@@ -95,9 +95,10 @@ class Settings(BaseSettings):
     # Proof of work (ALTCHA v2, Argon2id; see README "Admission").
     pow: Literal["on", "off"] = "on"
     pow_profile: Literal["test", "standard"] = "standard"
-    #: Median solve time of the cheapest and the dearest step on a mid-range phone.
+    #: Median solve time of the cheapest and the dearest step on a mid-range phone. At
+    #: 10 s the dearest step costs a native solver about one core-second per answer.
     pow_min_solve_ms: int = Field(default=1000, ge=1, le=60_000)
-    pow_max_solve_ms: int = Field(default=8000, ge=1, le=600_000)
+    pow_max_solve_ms: int = Field(default=10_000, ge=1, le=600_000)
     pow_ttl_s: int = Field(default=120, ge=10, le=3600)
     pow_pool_size: int = Field(default=64, ge=1, le=100_000)
     pow_pool_cpu_share: float = Field(default=0.25, gt=0, le=1)

@@ -43,7 +43,8 @@ class PowProfile:
 #: Named parameter sets, like the index's Argon2 profiles. "test" is only for the test suite.
 PROFILES: dict[str, PowProfile] = {
     "test": PowProfile(time_cost=1, memory_kib=8, parallelism=1, attempt_ms=2.0),
-    "standard": PowProfile(time_cost=1, memory_kib=16_384, parallelism=1, attempt_ms=120.0),
+    # attempt_ms: loadtests/bench_pow.py, median of 6 solves (docs/BENCHMARKS.md).
+    "standard": PowProfile(time_cost=1, memory_kib=16_384, parallelism=1, attempt_ms=174.0),
 }
 
 
@@ -60,9 +61,10 @@ class CostSteps:
         return max(0, math.ceil(math.log2(self.max_solve_ms / self.min_solve_ms)))
 
     def counter_range(self, step: int) -> int:
-        """W of a step: a median solve takes W/2 attempts."""
-        solve_ms = min(self.min_solve_ms * (1 << self.clamp(step)), self.max_solve_ms)
-        return max(1, round(2 * solve_ms / self.profile.attempt_ms))
+        """W of a step: a median solve takes W/2 attempts; each step doubles W, up to max."""
+        lowest = max(1, round(2 * self.min_solve_ms / self.profile.attempt_ms))
+        highest = max(lowest, round(2 * self.max_solve_ms / self.profile.attempt_ms))
+        return min(lowest << self.clamp(step), highest)
 
     def clamp(self, step: int) -> int:
         return min(max(step, 0), self.top)
