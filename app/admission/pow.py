@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ ALGORITHM = "ARGON2ID"
 #: Longest payload we parse; a genuine one is under 1 kB.
 MAX_PAYLOAD_CHARS = 2048
 _PARSE_ERRORS = (ValueError, KeyError, TypeError, AttributeError, RecursionError)
+DeriveKey = Callable[[altcha.ChallengeParameters, bytes, bytes], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +93,18 @@ class ProofOfWork:
         self._key_secret = derive_subkey(pepper, "pow/derived-key")
 
     def create(
-        self, step: int, now: float | None = None, counter: int | None = None
+        self,
+        step: int,
+        now: float | None = None,
+        counter: int | None = None,
+        derive_key: DeriveKey | None = None,
     ) -> dict[str, Any]:
         """One signed challenge (costs one Argon2id): the JSON of ``Challenge.to_dict()``.
 
-        ``counter`` is for tests that need a pre-solved payload; the server always draws it.
+        ``counter`` and ``derive_key`` are for tests and load tests that need pre-solved
+        payloads without Argon2: the server always draws the counter and derives with
+        Argon2id. Verification checks the derived key's signature only, so a payload made
+        with another KDF is accepted exactly when its maker holds the server's key.
         """
         step = self.steps.clamp(step)
         if counter is None:
@@ -112,6 +121,7 @@ class ProofOfWork:
             data={"step": step},
             hmac_secret=self._challenge_secret,
             hmac_key_secret=self._key_secret,
+            derive_key=derive_key,
         )
         result: dict[str, Any] = challenge.to_dict()
         return result
