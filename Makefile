@@ -64,6 +64,7 @@ bench: $(STAMP) system-deps
 	$(PY) -m loadtests.bench_format
 	$(PY) -m loadtests.bench_cluster
 	$(PY) -m loadtests.bench_edge
+	$(PY) -m loadtests.bench_pow
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

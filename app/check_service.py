@@ -7,16 +7,19 @@ payload builder and padding. Only the data differ.
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
+from app.admission.buckets import Admission, Stage, Subject
+from app.admission.desk import AdmissionDesk
+from app.admission.queue import AdmissionQueue
 from app.advice import AdviceCatalogue, Lang, negotiate_lang
-from app.errors import InvalidRequest, RateLimited, Unavailable, UnsupportedMediaType
+from app.client_address import IPAddress
+from app.errors import InvalidRequest, PublicError, RateLimited, UnsupportedMediaType
 from app.padded_json import PaddedJSON
 from app.rate_limit import RateLimits
 from app.schemas import CheckRequest
@@ -27,10 +30,6 @@ def is_json(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
 
-#: Checks allowed to wait per hash slot: 8 x 25-60 ms of Argon2 is about one floor.
-QUEUE_PER_HASH_SLOT = 8
-
-
 class CheckService:
     def __init__(
         self,
@@ -39,46 +38,54 @@ class CheckService:
         limits: RateLimits,
         renderer: PaddedJSON,
         advice: AdviceCatalogue,
-        hash_concurrency: int,
-        max_in_flight: int = 0,
+        desk: AdmissionDesk,
+        queue: AdmissionQueue,
     ) -> None:
         self.reader = reader
         self.hasher = hasher
         self.limits = limits
         self.renderer = renderer
         self.advice = advice
-        # At most this many Argon2 computations at once, whatever the thread pool size:
-        # each one holds its memory cost, and more than the cores only adds latency.
-        self._hash_slots = threading.BoundedSemaphore(hash_concurrency)
-        # Overload: past this many checks hashing or waiting for a slot, the uniform 503 at
-        # once (the floor still holds it), instead of a queue that outgrows the floor.
-        # uvicorn's --limit-concurrency answered 19 bytes of text/plain and counted idle
-        # connections; this counts only admitted work, and frees the slot when the hash is
-        # done, not when the floor releases the answer.
-        self._in_flight = threading.BoundedSemaphore(
-            max_in_flight or QUEUE_PER_HASH_SLOT * hash_concurrency
-        )
+        self.desk = desk
+        self.queue = queue
         header = reader.header
         self._incident = {"id": header.incident_id, "label": header.incident_label}
 
-    def answer(self, headers: Headers, body: bytes) -> Response:
-        """Runs in a worker thread (blocking calls: limit store, Argon2); refusals raise."""
+    def refuse_junk(self, subject: Subject, error: PublicError) -> NoReturn:
+        """A body we refuse (413, 415, 422) counts only in its own cheap per-network bucket."""
+        if not self.limits.admit(Stage.JUNK, Admission.ANY, subject):
+            raise RateLimited
+        raise error
+
+    def answer(self, headers: Headers, body: bytes, address: IPAddress | None) -> Response:
+        """Runs in a worker thread (blocking calls: limit store, Argon2); refusals raise.
+
+        Order: junk limit, proof of work (one HMAC), class network limits, class ceiling
+        (waiting in the admission queue), identity buckets, then the hash. A request
+        refused at one step never spends the budgets of the steps after it.
+        """
+        subject = Subject(address)
         if not is_json(headers.get("content-type", "")):
-            raise UnsupportedMediaType
+            self.refuse_junk(subject, UnsupportedMediaType())
         try:
             query = CheckRequest.model_validate_json(body)
             identity = canonical_identity(query.nir, query.birth_date, query.last_name)
         except (ValidationError, InvalidIdentity):
-            raise InvalidRequest from None
-        if not self.limits.hit_identity(identity):
+            self.refuse_junk(subject, InvalidRequest())
+        admission = self.desk.classify(query.altcha, subject)
+        if not self.limits.admit(Stage.NETWORK, admission, subject):
             raise RateLimited
-        if not self._in_flight.acquire(blocking=False):
-            raise Unavailable
-        try:
-            with self._hash_slots:
-                digest = self.hasher.digest(identity.canonical())
-        finally:
-            self._in_flight.release()
+        proven = admission is Admission.PROVEN
+        self.queue.wait_for_room(lambda: self.limits.ceiling_open(admission), may_wait=proven)
+        # The ceiling was only tested: it is spent once the identity may be checked.
+        if not self.limits.admit(Stage.IDENTITY, admission, Subject(address, identity)):
+            raise RateLimited
+        if not self.limits.spend_ceiling(admission):
+            raise RateLimited
+        with self.queue.hash_slot():
+            digest = self.hasher.digest(identity.canonical())
+        if proven:
+            self.limits.count_proven(subject)
         found, mask = self.reader.lookup_mask(digest)
         lang = negotiate_lang(query.lang, headers.get("accept-language", ""))
         return self.renderer.response(self.payload(found, mask, lang))

@@ -26,8 +26,6 @@ def log_config(level: str) -> dict[str, Any]:
             "uvicorn": {"level": level.upper(), "propagate": True},
             "uvicorn.error": {"level": level.upper(), "propagate": True},
             "uvicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
-            # slowapi logs one warning per refused request: an attack would flood the log.
-            "slowapi": {"level": "ERROR"},
         },
     }
 

@@ -15,6 +15,7 @@ from app.middleware.security_headers import SecurityHeadersMiddleware
 from app.middleware.uniform_headers import UniformHeadersMiddleware
 from app.padded_json import PaddedJSON
 from app.rate_limit import RateLimits
+from app.routes.challenge import build_challenge_router
 from app.routes.check import build_check_router
 from app.routes.health import build_health_router
 from app.routes.paths import CHECK_PATH
@@ -75,7 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # a near-path is a constant 404 like any unknown path.
         redirect_slashes=False,
     )
-    app.include_router(build_check_router(limits))
+    app.include_router(build_check_router(settings))
+    app.include_router(build_challenge_router(settings))
     app.include_router(build_health_router(settings.health_allowed, settings.trusted_proxies))
     app.include_router(build_widget_router(settings))
     register_error_handlers(app, renderer)

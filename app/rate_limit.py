@@ -1,52 +1,55 @@
-"""Anti-enumeration limits: per client network, per target identity, and global.
+"""Runs the admission table (``app.admission.buckets``) with ``limits`` strategies on one store.
 
-slowapi (with the ``limits`` engine) guards the route by network and globally;
-its checks run in the route's synchronous wrapper, so in the thread pool, after
-the body-limit middleware has buffered the body and before the body is parsed.
-The per-identity buckets need the validated body, which slowapi's key functions
-cannot read, so they use ``limits`` directly on the same storage. Every storage
-key is an HMAC: no address, NIR, name or date ever reaches the store. Storage
-errors are never swallowed and never fall back to per-process memory: the route
-answers 503 instead of checking unlimited (fail closed).
+slowapi is gone: its decorator keys a request before the body is read, so it could
+not know a request's admission class (the proof of work is in the body) nor tell junk
+from a check, and steering it took setting its private attributes. ``limits``, its
+engine, does all we used it for through its public API. Every storage key is an HMAC:
+no address, NIR, name or date ever reaches the store. Storage errors are never
+swallowed and never fall back to per-process memory: the caller answers 503 instead of
+checking unlimited (fail closed). Every call here blocks: run it in a worker thread.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any
 
+from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.errors import StorageError
-from limits.storage import Storage
-from limits.strategies import MovingWindowRateLimiter
+from limits.storage import Storage, storage_from_string
+from limits.strategies import (
+    FixedWindowRateLimiter,
+    MovingWindowRateLimiter,
+    RateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException, RedisError
 from redis.retry import Retry
-from slowapi import Limiter
-from slowapi.errors import RateLimitExceeded
-from starlette.requests import Request
 
-from app.client_address import IPAddress, client_ip, network_of, wide_network_of
-from app.errors import RateLimited, Unavailable
+from app.admission.buckets import (
+    Admission,
+    Bucket,
+    Stage,
+    Strategy,
+    Subject,
+    bucket_table,
+    site,
+)
+from app.errors import Unavailable
 from app.limit_syntax import parse_limits, storage_scheme
-from app.settings import Settings
 from lookup_index import Identity, derive_subkey
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:  # settings validate with the helpers below, so no import at run time
+    from app.settings import Settings
 
-#: slowapi reads a ``.env`` from the working directory unless given a file: give it an empty one.
-_EMPTY_CONFIG = Path(__file__).with_name("slowapi-empty.env")
 #: Prefix of every key in a shared store, so a Redis shared with other apps stays tidy.
 STORE_PREFIX = "selfcheck"
 #: Version of the key scheme: bump it when key derivation changes, so old counters never mix in.
 KEY_PREFIX = "v1"
 #: What a failing store raises through ``limits`` and redis-py (cluster errors are not RedisError).
 STORE_ERRORS: tuple[type[Exception], ...] = (StorageError, RedisError, RedisClusterException)
-_SCOPE_CLIENT_KEY = "selfcheck.client_ip"
-_UNKNOWN = "unknown"
 
 
 class StorageUnavailable(Unavailable):
@@ -88,152 +91,151 @@ def storage_options(uri: str, timeout: float) -> dict[str, Any]:
 
 
 class RateLimits:
-    """Owns the limiter and its storage; one per app (so one per worker process)."""
+    """Owns the store, the strategies and the bucket table; one per app (so per process)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.per_process = storage_scheme(settings.rate_limit_storage) == "memory"
-        self._network_limits = settings.limits_per_network
-        self._wide_network_limits = settings.limits_per_ipv6_48
-        self._global_limits = settings.global_limit
-        for value in (self._network_limits, self._wide_network_limits, self._global_limits):
-            parse_limits(value)  # Settings checked them already; never hand slowapi a bad one
-        self._identity_limits = parse_limits(settings.limits_per_identity)
+        self.table: tuple[Bucket, ...] = bucket_table(settings)
         options = storage_options(
             settings.rate_limit_storage, settings.rate_limit_timeout_ms / 1000
         )
-        self.limiter = Limiter(
-            key_func=self._network_key,
-            storage_uri=settings.rate_limit_storage,
-            storage_options=options,
-            strategy="moving-window",
-            headers_enabled=False,
-            swallow_errors=False,
-            in_memory_fallback_enabled=False,
-            key_prefix=KEY_PREFIX,
-            key_style="endpoint",
-            config_filename=str(_EMPTY_CONFIG),
-        )
-        self._pin_limiter_config()
-        self.storage: Storage = self.limiter.limiter.storage
-        self._identity_strategy = MovingWindowRateLimiter(self.storage)
-        self._network_key_secret = b""
-        self._identity_key_secret = b""
-
-    def _pin_limiter_config(self) -> None:
-        """Undo what slowapi took from RATELIMIT_* environment variables.
-
-        slowapi reads its config file *and* the process environment; none of it may turn
-        limits off, swallow storage errors, fall back to per-process memory, add headers
-        that state a limit, or add limits we did not declare.
-        """
-        limiter = self.limiter
-        limiter.enabled = True
-        limiter._headers_enabled = False
-        limiter._swallow_errors = False
-        limiter._in_memory_fallback_enabled = False
-        limiter._in_memory_fallback = []
-        limiter._fallback_limiter = None
-        limiter._storage_dead = False
-        limiter._default_limits = []
-        limiter._application_limits = []
-        limiter._key_prefix = KEY_PREFIX
-        limiter._auto_check = True
+        storage = storage_from_string(settings.rate_limit_storage, **options)
+        if not isinstance(storage, Storage):  # an async URI (async+redis://) is refused earlier
+            raise TypeError("rate-limit storage must be synchronous")
+        self.storage: Storage = storage
+        self._strategies: dict[Strategy, RateLimiter] = {
+            "moving-window": MovingWindowRateLimiter(self.storage),
+            "sliding-window-counter": SlidingWindowCounterRateLimiter(self.storage),
+            "fixed-window": FixedWindowRateLimiter(self.storage),
+        }
+        self._escalate_after = parse_limits(settings.pow_escalate_after)[0]
+        self._secrets: dict[str, bytes] = {}
 
     def bind_pepper(self, pepper: bytes) -> None:
         """Derive the HMAC keys for storage keys (at start-up, once the pepper is read).
 
         They change only with the pepper, far less often than the longest window.
         """
-        self._network_key_secret = derive_subkey(pepper, "rate-limit/network")
-        self._identity_key_secret = derive_subkey(pepper, "rate-limit/identity")
+        self._secrets = {
+            "network": derive_subkey(pepper, "rate-limit/network"),
+            "identity": derive_subkey(pepper, "rate-limit/identity"),
+            "global": b"global",  # nothing to hide: one key for the whole deployment
+            "replay": derive_subkey(pepper, "rate-limit/pow-replay"),
+        }
 
-    @staticmethod
-    def _mac(secret: bytes, text: str) -> str:
-        if not secret:
+    def _mac(self, secret: str, text: str) -> str:
+        if not self._secrets:
             raise RuntimeError("rate limits used before bind_pepper()")
-        return hmac.new(secret, text.encode(), hashlib.sha256).hexdigest()[:32]
+        return hmac.new(self._secrets[secret], text.encode(), hashlib.sha256).hexdigest()[:32]
 
-    # --- slowapi key functions (called with the request, before the body is parsed) --------
-    def _address(self, request: Request) -> IPAddress | None:
-        scope = request.scope
-        if _SCOPE_CLIENT_KEY not in scope:
-            scope[_SCOPE_CLIENT_KEY] = client_ip(scope, self.settings.trusted_proxies)
-        return cast("IPAddress | None", scope[_SCOPE_CLIENT_KEY])
+    def _keyed(self, bucket: Bucket, subject: Subject) -> str | None:
+        value = bucket.key(subject)
+        return None if value is None else self._mac(bucket.secret, value)
 
-    def _network_key(self, request: Request) -> str:
-        # Requests without a peer address (e.g. a Unix socket) share one bucket: fail closed.
-        address = self._address(request)
-        network = _UNKNOWN if address is None else network_of(address)
-        return "net:" + self._mac(self._network_key_secret, network)
+    def _buckets(self, stage: Stage, admission: Admission) -> list[Bucket]:
+        return [b for b in self.table if b.stage == stage and b.applies_to(admission)]
 
-    def _wide_network_key(self, request: Request) -> str:
-        address = self._address(request)
-        wide = None if address is None else wide_network_of(address)
-        return "net48:" + self._mac(self._network_key_secret, wide or _UNKNOWN)
-
-    def _is_not_ipv6(self, request: Request) -> bool:
-        address = self._address(request)
-        return address is None or wide_network_of(address) is None
-
-    @staticmethod
-    def _global_key(request: Request) -> str:
-        return "global"
-
-    def guard(self, endpoint: F) -> F:
-        """Decorate a synchronous route with the per-network, per-/48 and global limits.
-
-        slowapi evaluates them in the order added and stops at the first one exceeded, so
-        a network already over its limit never spends the global budget of everyone else.
-        A limit exceeded raises :class:`RateLimited`; store failures become
-        :class:`StorageUnavailable`, whatever the client library.
-        """
-        guarded = self.limiter.limit(self._network_limits, key_func=self._network_key)(endpoint)
-        guarded = self.limiter.limit(
-            self._wide_network_limits,
-            key_func=self._wide_network_key,
-            exempt_when=self._is_not_ipv6,
-        )(guarded)
-        guarded = self.limiter.limit(self._global_limits, key_func=self._global_key)(guarded)
-
-        @functools.wraps(guarded)
-        def fail_closed(*args: Any, **kwargs: Any) -> Any:
-            request = kwargs.get("request")  # FastAPI passes every parameter by keyword
-            if not isinstance(request, Request):
-                raise TypeError("a guarded route must take `request: Request`")
-            # slowapi marks a request as checked in request.state. A server that hands every
-            # request the same lifespan-state dict (asgi-lifespan does; the ASGI spec asks for
-            # a copy per request) would turn the limits off after the first request.
-            state = dict(request.scope.get("state") or {})
-            kwargs["request"] = Request({**request.scope, "state": state}, request.receive)
-            try:
-                return guarded(*args, **kwargs)
-            except RateLimitExceeded:
-                raise RateLimited from None  # slowapi's own exception states the limit
-            except STORE_ERRORS as exc:
-                raise StorageUnavailable from exc
-
-        return cast(F, fail_closed)
-
-    # --- identity buckets (called after validation, before hashing) ------------------------
-    def identity_keys(self, identity: Identity) -> tuple[str, str]:
-        name_and_birth = f"{identity.last_name}|{identity.birth_date.isoformat()}"
-        return (
-            "nir:" + self._mac(self._identity_key_secret, identity.nir),
-            "namebirth:" + self._mac(self._identity_key_secret, name_and_birth),
-        )
-
-    def hit_identity(self, identity: Identity) -> bool:
-        """Count one attempt against the identity's NIR and (name, birth date) buckets."""
-        keys = self.identity_keys(identity)
+    def _run(self, stage: Stage, admission: Admission, subject: Subject, *, spend: bool) -> bool:
         try:
-            for limit in self._identity_limits:
-                for key in keys:
-                    if not self._identity_strategy.hit(limit, KEY_PREFIX, "identity", key):
+            for bucket in self._buckets(stage, admission):
+                key = self._keyed(bucket, subject)
+                if key is None:
+                    continue
+                strategy = self._strategies[bucket.strategy]
+                for item in bucket.limits:
+                    counted = strategy.hit if spend else strategy.test
+                    if not counted(item, KEY_PREFIX, bucket.name, key):
                         return False
         except STORE_ERRORS as exc:
             raise StorageUnavailable from exc
         return True
+
+    def admit(self, stage: Stage, admission: Admission, subject: Subject) -> bool:
+        """Count the request in every bucket of ``stage`` for its class; False at the first full.
+
+        Buckets before the full one keep the hit: a client hammering a full bucket spends
+        its own allowance in the others, never anyone else's.
+        """
+        return self._run(stage, admission, subject, spend=True)
+
+    def ceiling_open(self, admission: Admission) -> bool:
+        """Whether the class's global ceiling has room, without spending it."""
+        return self._run(Stage.CEILING, admission, Subject(None), spend=False)
+
+    def spend_ceiling(self, admission: Admission) -> bool:
+        """Spend the ceiling: called only by a request about to be hashed."""
+        spent = self._run(Stage.CEILING, admission, Subject(None), spend=True)
+        if spent and admission is Admission.PROVEN:
+            self._measure("proven-load", "all", self._proven_capacity, hit=True)
+        return spent
+
+    @property
+    def _proven_capacity(self) -> float:
+        """What the proven ceiling admits per minute."""
+        ceiling = next(b for b in self.table if b.name == "ceiling-p").limits[0]
+        return ceiling.amount * 60 / ceiling.get_expiry()
+
+    def _measure(self, name: str, value: str, per_minute: float, *, hit: bool) -> int:
+        """Hit or read a per-minute meter wide enough never to fill; returns its count."""
+        item = RateLimitItemPerMinute(max(1, int(per_minute)) * 1024)
+        strategy = self._strategies["sliding-window-counter"]
+        key = self._mac("network" if name != "proven-load" else "global", value)
+        try:
+            if hit:
+                strategy.hit(item, KEY_PREFIX, name, key)
+                return 0
+            stats = strategy.get_window_stats(item, KEY_PREFIX, name, key)
+        except STORE_ERRORS as exc:
+            raise StorageUnavailable from exc
+        return item.amount - stats.remaining
+
+    def proven_load(self) -> float:
+        """Share of the proven ceiling used over the last minute (feeds the cost step)."""
+        used = self._measure("proven-load", "all", self._proven_capacity, hit=False)
+        return used / self._proven_capacity
+
+    def hit_identity(self, identity: Identity, admission: Admission = Admission.PROVEN) -> bool:
+        """Count one attempt against the identity's buckets of its class."""
+        return self.admit(Stage.IDENTITY, admission, Subject(None, identity))
+
+    def first_use(self, token: str, ttl_s: int) -> bool:
+        """True the first time ``token`` is seen within ``ttl_s`` (the proof-of-work replay set).
+
+        A fixed window of one hit per TTL: the first hit creates the key with the TTL as
+        expiry, every later one is refused, on any store ``limits`` supports.
+        """
+        once = RateLimitItemPerSecond(1, max(1, ttl_s))
+        try:
+            return self._strategies["fixed-window"].hit(
+                once, KEY_PREFIX, "pow-spent", self._mac("replay", token)
+            )
+        except STORE_ERRORS as exc:
+            raise StorageUnavailable from exc
+
+    # --- per-network cost escalation of the proven class ---------------------------------
+    def _escalation_rate(self) -> float:
+        rate = self._escalate_after
+        return rate.amount * 60 / rate.get_expiry()
+
+    def count_proven(self, subject: Subject) -> None:
+        """Measure one proven check from the subject's site (IPv4 /24, IPv6 /48)."""
+        value = site(subject)
+        if value is not None:
+            self._measure("proven-site", value, self._escalation_rate(), hit=True)
+
+    def network_step(self, subject: Subject) -> int:
+        """Extra cost steps for this site: +1 past the escalation rate, +1 each time it doubles."""
+        value = site(subject)
+        if value is None:
+            return 0
+        count = self._measure("proven-site", value, self._escalation_rate(), hit=False)
+        extra = 0
+        threshold = self._escalation_rate()
+        while count >= threshold and extra < 16:
+            extra += 1
+            threshold *= 2
+        return extra
 
     def storage_ready(self) -> bool:
         """One bounded round trip to the store (blocking: call it from a thread)."""

@@ -32,6 +32,11 @@ class CheckRequest(BaseModel):
         min_length=1, max_length=MAX_NAME_LENGTH, description="birth or usage name"
     )
     lang: Lang | None = None
+    altcha: str | None = Field(
+        default=None,
+        description="ALTCHA v2 payload (base64) solving a challenge of GET /v1/challenge; "
+        "without a valid one the check falls into the small unproven class",
+    )
 
 
 class Incident(BaseModel):

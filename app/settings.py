@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     ]
     hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
     #: Admitted checks hashing or waiting for a hash slot before overload answers the 503;
-    #: 0 means QUEUE_PER_HASH_SLOT per hash slot (app/check_service.py).
+    #: 0 means QUEUE_PER_HASH_SLOT per hash slot (app/admission/queue.py).
     max_in_flight: int = Field(default=0, ge=0, le=100_000)
     docs_enabled: bool = False
     #: Response bodies of /v1/check are padded to exactly this many bytes.
@@ -72,10 +72,40 @@ class Settings(BaseSettings):
     # Rate limiting (see README "Rate limits").
     #: May hold a password (redis://:password@host), so it stays out of repr().
     rate_limit_storage: str = Field(default="memory://", repr=False)
+    # The unproven class (no valid proof of work): small budgets on every network tier.
     limits_per_network: str = "5/minute;20/hour;50/day"
+    limits_per_ipv4_24: str = "20/minute;100/hour;300/day"
     limits_per_ipv6_48: str = "50/minute;200/hour;500/day"
+    limits_per_ipv6_32: str = "100/minute;500/hour;2000/day"
+    limits_per_identity_unproven: str = "3/day"
+    #: The unproven class's global ceiling, small: free checks cannot crowd out paid ones.
+    global_limit: str = "5/second"
+    # The proven class: an allowance per address big enough for a carrier NAT.
+    limits_per_address_proven: str = "120/minute;2000/hour;10000/day"
     limits_per_identity: str = "10/day"
-    global_limit: str = "40/second"
+    #: Sized to the Argon2 capacity of the whole deployment.
+    global_limit_proven: str = "40/second"
+    #: Refused bodies (413, 415, 422), per IPv4 address or IPv6 /64: never a global budget.
+    limits_junk: str = "30/minute;300/hour"
+    #: GET /v1/challenge per IPv4 address or IPv6 /64.
+    limits_challenge: str = "60/minute;600/hour"
+    #: How long a proven check may wait for room under its ceiling and a hash slot.
+    admission_wait_ms: int = Field(default=2000, ge=0, le=30_000)
+
+    # Proof of work (ALTCHA v2, Argon2id; see README "Admission").
+    pow: Literal["on", "off"] = "on"
+    pow_profile: Literal["test", "standard"] = "standard"
+    #: Median solve time of the cheapest and the dearest step on a mid-range phone. At
+    #: 10 s the dearest step costs a native solver about one core-second per answer.
+    pow_min_solve_ms: int = Field(default=1000, ge=1, le=60_000)
+    pow_max_solve_ms: int = Field(default=10_000, ge=1, le=600_000)
+    pow_ttl_s: int = Field(default=120, ge=10, le=3600)
+    pow_pool_size: int = Field(default=64, ge=1, le=100_000)
+    pow_pool_cpu_share: float = Field(default=0.25, gt=0, le=1)
+    #: A site (IPv4 /24, IPv6 /48) past this rate of proven checks gets dearer challenges.
+    pow_escalate_after: str = "60/minute"
+    #: The attack signal rises once the top cost step has held this long.
+    attack_after_s: int = Field(default=300, ge=1, le=86_400)
     rate_limit_timeout_ms: int = Field(default=500, ge=50, le=5_000)
     #: How many worker processes share this configuration (uvicorn --workers).
     workers: int = Field(default=1, ge=1, le=64)
@@ -121,11 +151,22 @@ class Settings(BaseSettings):
         return items
 
     @field_validator(
-        "limits_per_network", "limits_per_ipv6_48", "limits_per_identity", "global_limit"
+        "limits_per_network",
+        "limits_per_ipv4_24",
+        "limits_per_ipv6_48",
+        "limits_per_ipv6_32",
+        "limits_per_identity_unproven",
+        "global_limit",
+        "limits_per_address_proven",
+        "limits_per_identity",
+        "global_limit_proven",
+        "limits_junk",
+        "limits_challenge",
+        "pow_escalate_after",
     )
     @classmethod
     def _parse_limits(cls, value: str) -> str:
-        # slowapi would log and drop a limit it cannot parse, leaving the route unlimited.
+        # A limit that does not parse must stop the start, never leave a bucket unlimited.
         parse_limits(value)
         return value
 
@@ -134,6 +175,12 @@ class Settings(BaseSettings):
     def _known_storage(cls, value: str) -> str:
         storage_scheme(value)
         return value
+
+    @model_validator(mode="after")
+    def _solve_times_in_order(self) -> Settings:
+        if self.pow_min_solve_ms > self.pow_max_solve_ms:
+            raise ValueError("pow_min_solve_ms must not exceed pow_max_solve_ms")
+        return self
 
     @model_validator(mode="after")
     def _one_process_for_memory_storage(self) -> Settings:

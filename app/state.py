@@ -10,6 +10,8 @@ from typing import TypedDict
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.admission.desk import AdmissionDesk
+from app.admission.queue import AdmissionQueue
 from app.advice import AdviceCatalogue
 from app.check_service import CheckService
 from app.padded_json import PaddedJSON, PayloadDoesNotFit
@@ -44,14 +46,15 @@ def open_service(settings: Settings, limits: RateLimits, renderer: PaddedJSON) -
         raise StartupRefused(str(exc)) from None
     try:
         hasher = reader.hasher(pepper)
-        service = CheckService(
-            reader,
-            hasher,
-            limits,
-            renderer,
-            AdviceCatalogue.load(),
+        limits.bind_pepper(pepper)
+        queue = AdmissionQueue(
             settings.hash_concurrency,
+            settings.admission_wait_ms / 1000,
             settings.max_in_flight,
+        )
+        desk = AdmissionDesk(settings, limits, pepper)
+        service = CheckService(
+            reader, hasher, limits, renderer, AdviceCatalogue.load(), desk, queue
         )
         for payload in service.largest_payloads():
             renderer.render(payload)
@@ -61,7 +64,6 @@ def open_service(settings: Settings, limits: RateLimits, renderer: PaddedJSON) -
     except PayloadDoesNotFit as exc:
         reader.close()
         raise StartupRefused(f"SELFCHECK_RESPONSE_SIZE too small: {exc}") from None
-    limits.bind_pepper(pepper)
     return service
 
 
@@ -77,10 +79,12 @@ def make_lifespan(
             raise
         if limits.per_process:
             logger.warning("rate limits use memory:// storage: they are per process, not shared")
+        service.desk.start()
         logger.info("index loaded; ready")
         try:
             yield {"service": service, "limits": limits}
         finally:
+            service.desk.stop()
             service.reader.close()
 
     return lifespan

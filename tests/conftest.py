@@ -31,6 +31,7 @@ def make_settings(dataset: Dataset) -> Callable[..., Settings]:
             "key_file": dataset.key,
             "response_floor_ms": 0,
             "hash_concurrency": 2,
+            "pow_profile": "test",  # challenges cost microseconds to make and to solve
         }
         values.update(overrides)
         return Settings(**values)

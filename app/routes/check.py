@@ -1,5 +1,5 @@
-"""POST /v1/check. No ``from __future__ import annotations`` here: FastAPI resolves the
-signature through slowapi's wrapper, whose module globals would not know our names."""
+"""POST /v1/check: the body is bounded and buffered by the middleware, the rest is
+CheckService.answer in a worker thread."""
 
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -7,30 +7,27 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from app.admission.buckets import Subject
 from app.check_service import CheckService
+from app.client_address import client_ip
 from app.errors import PayloadTooLarge, RequestTimeout
-from app.rate_limit import RateLimits
 from app.routes.paths import CHECK_PATH
 from app.schemas import CheckAnswer, CheckRequest, ErrorBody
+from app.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class BufferedBody:
-    """The request body, or the refusal of an oversize or late one, held until the limits
-    have run."""
+    """The request body, or the refusal of an oversize or late one, held until it is counted
+    as junk."""
 
     content: bytes
     refusal: PayloadTooLarge | RequestTimeout | None = None
 
-    def read(self) -> bytes:
-        if self.refusal is not None:
-            raise self.refusal
-        return self.content
-
 
 async def read_body(request: Request) -> BufferedBody:
     # BodyLimitMiddleware has already bounded and buffered it. An oversize or late body is
-    # refused only once the route's limits have counted the attempt, like any other attempt.
+    # refused only once the junk limit has counted the attempt, like any other refused body.
     try:
         return BufferedBody(await request.body())
     except (PayloadTooLarge, RequestTimeout) as refusal:
@@ -58,16 +55,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def build_check_router(limits: RateLimits) -> APIRouter:
+def build_check_router(settings: Settings) -> APIRouter:
     router = APIRouter()
 
-    @limits.guard
+    # Synchronous, so FastAPI runs it in the thread pool: store calls and Argon2 block.
     def check(request: Request, body: RawBody) -> Response:
         service: CheckService = request.state.service
-        return service.answer(request.headers, body.read())
+        address = client_ip(request.scope, settings.trusted_proxies)
+        if body.refusal is not None:
+            service.refuse_junk(Subject(address), body.refusal)
+        return service.answer(request.headers, body.content, address)
 
-    # slowapi's wrapper is synchronous when the endpoint is, so its storage calls run in
-    # the thread pool too: a slow rate-limit store never blocks the event loop.
     router.add_api_route(
         CHECK_PATH,
         check,

@@ -28,9 +28,12 @@ JSON = "application/json; charset=utf-8"
 SVG = "image/svg+xml"
 
 #: The iframe page: only its own script, style, catalogue and API; framed only by listed sites.
+#: 'wasm-unsafe-eval' lets the proof-of-work worker compile its Argon2id WebAssembly (and
+#: nothing else: eval() and inline scripts stay forbidden).
 WIDGET_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-    "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors {ancestors}"
+    "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+    "connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors {ancestors}"
 )
 #: The demo practice page and the privacy notice: own files only; the demo frames the widget.
 DEMO_CSP = (
@@ -90,6 +93,10 @@ def widget_assets(settings: Settings) -> dict[str, Asset]:
             _read("widget/widget.html"), HTML, {"content-security-policy": widget_csp}
         ),
         "/widget/widget.js": Asset(_read("widget/widget.js"), JS),
+        # A worker runs under the CSP of its own response: it needs 'wasm-unsafe-eval' too.
+        "/widget/vendor/altcha-argon2id.js": Asset(
+            _read("widget/vendor/altcha-argon2id.js"), JS, {"content-security-policy": widget_csp}
+        ),
         "/widget/widget.css": Asset(_read("widget/widget.css"), CSS),
         "/privacy": Asset(_read("privacy/index.html"), HTML, {"content-security-policy": PAGE_CSP}),
         "/privacy/privacy.css": Asset(_read("privacy/privacy.css"), CSS),

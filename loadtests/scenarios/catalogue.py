@@ -63,7 +63,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         "loadtests.scenarios.nir_completion:NirCompletionAttacker",
         fixed_users=1,
-        attacks=(AttackCheck(NIR_COMPLETION, "NIR completion", "limits_per_identity", "victim"),),
+        attacks=(
+            AttackCheck(NIR_COMPLETION, "NIR completion", "limits_per_identity_unproven", "victim"),
+        ),
     ),
 )
 

@@ -26,7 +26,8 @@ class NirCompletionAttacker(FastHttpUser):
         # A synthetic victim no patient of this run checks: the patients' buckets stay apart.
         self.population = SyntheticPopulation(config.seed + 7919)
         self.rng = random.Random(config.seed)
-        self.tiers = Tier.parse_many(config.service.limits_per_identity)
+        # No proof of work: the unproven class's identity buckets bound it.
+        self.tiers = Tier.parse_many(config.service.limits_per_identity_unproven)
         self.victims = 0
         self.new_victim()
 

@@ -31,6 +31,7 @@ from loadtests.scenarios.common import (
     query_of,
     think,
 )
+from loadtests.scenarios.proof import presolved_payload
 
 ACCEPT_LANGUAGE = {"fr": "fr-FR,fr;q=0.9,en;q=0.5", "en": "en-GB,en;q=0.9"}
 
@@ -121,7 +122,8 @@ class PatientUser(FastHttpUser):
         response: Any
         with self.client.post(
             CHECK_PATH,
-            json=query.body,
+            # Patients pay the proof of work, as the widget does (pre-solved: see proof.py).
+            json={**query.body, "altcha": presolved_payload()},
             headers=headers,
             name=PATIENT_CHECK_NAME,
             catch_response=True,

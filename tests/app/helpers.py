@@ -75,6 +75,7 @@ def dataset_env(dataset: Dataset, **extra: str) -> dict[str, str]:
     return {
         "SELFCHECK_INDEX_PATH": str(dataset.index),
         "SELFCHECK_KEY_FILE": str(dataset.key),
+        "SELFCHECK_POW_PROFILE": "test",
         **GENEROUS_ENV,
         **extra,
     }

@@ -17,9 +17,12 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from app.rate_limit import RateLimits
 from app.settings import Settings
 from lookup_index import KeyedHasher
+from lookup_index.pepper import load_pepper
 from tests.support.dataset import Dataset
+from tests.support.pow import presolved
 from tests.support.rate_limits import (
     LIFTED,
     check_body,
@@ -148,31 +151,48 @@ async def test_a_trusted_proxy_passes_on_the_right_most_untrusted_hop(
     assert ipv6 == [200, 200, 200, 429]
 
 
+#: Each admission class has identity buckets of its own: (setting, proof of work or not).
+CLASSES = {"unproven": "limits_per_identity_unproven", "proven": "limits_per_identity"}
+
+
+def in_class(admission: str, body: dict[str, str], dataset: Dataset) -> dict[str, str]:
+    """The body as sent by a client of this class (a pre-solved payload for proven)."""
+    if admission == "unproven":
+        return body
+    return {**body, "altcha": presolved(load_pepper(dataset.key))}
+
+
+@pytest.mark.parametrize("admission", CLASSES)
 async def test_one_nir_from_many_networks_gets_exactly_the_identity_limit(
-    limited: Callable[..., Settings], dataset: Dataset
+    limited: Callable[..., Settings], dataset: Dataset, admission: str
 ) -> None:
     target, *others = valid_probes(dataset.probes)
     names = ["Martin", "Bernard", "Durand", "Petit", "Leroy", "Moreau"]
     attempts = [
-        (f"127.0.2.{i}", check_body(replace(target, last_name=name)))
+        (f"127.0.2.{i}", in_class(admission, check_body(replace(target, last_name=name)), dataset))
         for i, name in enumerate(names, start=1)
     ]
-    async with in_process(limited(limits_per_identity="3/day")) as app:
+    async with in_process(limited(**{CLASSES[admission]: "3/day"})) as app:
         statuses = await app.statuses(attempts)
         unrelated = await app.statuses([("127.0.2.99", check_body(others[0]))])
     assert statuses == [200, 200, 200, 429, 429, 429]
     assert unrelated == [200]
 
 
+@pytest.mark.parametrize("admission", CLASSES)
 async def test_one_name_and_birth_date_from_many_networks_gets_exactly_the_identity_limit(
-    limited: Callable[..., Settings], dataset: Dataset
+    limited: Callable[..., Settings], dataset: Dataset, admission: str
 ) -> None:
     target = valid_probes(dataset.probes)[1]
     attempts = [
-        (f"127.0.3.{order}", check_body(with_order_number(target, order))) for order in range(1, 7)
+        (
+            f"127.0.3.{order}",
+            in_class(admission, check_body(with_order_number(target, order)), dataset),
+        )
+        for order in range(1, 7)
     ]
     assert len({body["nir"] for _, body in attempts}) == 6
-    async with in_process(limited(limits_per_identity="3/day")) as app:
+    async with in_process(limited(**{CLASSES[admission]: "3/day"})) as app:
         statuses = await app.statuses(attempts)
     assert statuses == [200, 200, 200, 429, 429, 429]
 
@@ -183,16 +203,17 @@ async def test_the_global_ceiling_holds_under_a_burst(
     burst = [(f"127.0.4.{i}", bodies[i]) for i in range(1, 31)]
     async with in_process(limited(global_limit="10/minute")) as app:
         statuses = await app.burst(burst)
-    assert statuses.count(200) == 10
-    assert statuses.count(429) == 20
+    assert statuses.count(200) == 10, statuses
+    assert statuses.count(429) == 20, sorted(statuses)[-12:]
 
 
-async def test_malformed_and_oversize_attempts_count(
+async def test_malformed_and_oversize_attempts_count_in_their_own_bucket(
     limited: Callable[..., Settings], bodies: list[dict[str, str]], dataset: Dataset
 ) -> None:
     invalid = next(p for p in dataset.probes if p.expected == "invalid")
     address = "127.0.0.30"
-    async with in_process(limited(limits_per_network="4/minute")) as app:
+    settings = limited(limits_junk="3/minute", limits_per_network="1/minute")
+    async with in_process(settings) as app:
         statuses = [
             (await app.check(address, content=b"nir=1", headers={"content-type": "text/plain"})),
             (
@@ -205,7 +226,20 @@ async def test_malformed_and_oversize_attempts_count(
             (await app.check(address, bodies[0])),
             (await app.check(address, {"nir": "1" * 9000})),
         ]
-    assert [answer.status_code for answer in statuses] == [415, 422, 422, 413, 429, 429]
+    # The fourth refused body is over the junk limit; the check after it still has the
+    # whole network budget, since junk never spends it.
+    assert [answer.status_code for answer in statuses] == [415, 422, 422, 429, 200, 429]
+
+
+async def test_junk_never_spends_the_global_ceiling(
+    limited: Callable[..., Settings], bodies: list[dict[str, str]]
+) -> None:
+    junk = [(f"127.0.8.{i}", {"nir": "1"}) for i in range(1, 21)]
+    async with in_process(limited(global_limit="2/minute", limits_junk="5/minute")) as app:
+        refused = await app.burst(junk)
+        checks = await app.statuses([("127.0.8.99", bodies[0]), ("127.0.8.98", bodies[1])])
+    assert refused == [422] * 20
+    assert checks == [200, 200]
 
 
 async def test_no_argon2_work_happens_past_a_limit(
@@ -221,7 +255,7 @@ async def test_no_argon2_work_happens_past_a_limit(
         return original(self, canonical)
 
     monkeypatch.setattr(KeyedHasher, "digest", counting)
-    settings = limited(limits_per_network="2/minute", limits_per_identity="2/day")
+    settings = limited(limits_per_network="2/minute", limits_per_identity_unproven="2/day")
     async with in_process(settings) as app:
         by_network = await app.statuses(("127.0.0.40", body) for body in bodies[:5])
         network_hashes = len(hashed)
@@ -251,7 +285,10 @@ async def test_every_429_is_the_same_and_reveals_no_limit(
     body = [check_body(p) for p in probes]
     refused: dict[str, httpx.Response] = {}
     one_each = limited(
-        limits_per_network="1/minute", limits_per_ipv6_48="1/hour", limits_per_identity="1/day"
+        limits_per_network="1/minute",
+        limits_per_ipv6_48="1/hour",
+        limits_per_identity_unproven="1/day",
+        limits_junk="1/minute",
     )
     async with in_process(one_each) as app:
         await app.check("127.0.6.1", body[0])
@@ -266,6 +303,8 @@ async def test_every_429_is_the_same_and_reveals_no_limit(
         refused["name and birth date"] = await app.check(
             "127.0.6.5", check_body(with_order_number(probes[5], 999))
         )
+        await app.check("127.0.6.8", {"nir": "1"})
+        refused["junk"] = await app.check("127.0.6.8", {"nir": "1"})
     async with in_process(limited(global_limit="1/second")) as app:
         await app.check("127.0.6.6", body[6])
         refused["global"] = await app.check("127.0.6.7", body[7])
@@ -283,7 +322,7 @@ async def test_every_429_is_the_same_and_reveals_no_limit(
     assert not re.search(r"second|minute|hour|day|network|identity|global", text, re.I), text
 
 
-async def test_slowapi_settings_from_the_environment_cannot_weaken_the_limits(
+async def test_ratelimit_settings_from_the_environment_cannot_weaken_the_limits(
     limited: Callable[..., Settings],
     bodies: list[dict[str, str]],
     monkeypatch: pytest.MonkeyPatch,
@@ -325,7 +364,7 @@ async def test_redis_keys_and_values_hold_no_personal_data(
     settings = make_settings(
         rate_limit_storage=redis.url,
         limits_per_network="3/minute;20/hour",
-        limits_per_identity="2/day",
+        limits_per_identity_unproven="2/day",
         trusted_proxies="127.0.0.1/32",
     )
     async with in_process(settings) as app:
@@ -334,15 +373,18 @@ async def test_redis_keys_and_values_hold_no_personal_data(
         await app.check("127.0.0.1", check_body(probes[0]), headers={"x-forwarded-for": proxied})
         for probe in probes[:3]:  # past the identity limit too
             await app.check("127.0.7.9", check_body(probe))
+        for probe in probes[3:6]:  # the proven class's buckets and the replay set
+            await app.check("127.0.7.10", in_class("proven", check_body(probe), dataset))
 
     stored = list(keyspace(redis.url))
     assert len(stored) > 10
+    assert any("/pow-spent/" in key for key, _ in stored)
+    bucket_names = "|".join(re.escape(b.name) for b in RateLimits(settings).table)
     key_shape = re.compile(
-        r"selfcheck:LIMITER/v1/"
-        r"(?:(?:net|net48):[0-9a-f]{32}/app\.routes\.check\.check"
-        r"|global/app\.routes\.check\.check"
-        r"|identity/(?:nir|namebirth):[0-9a-f]{32})"
-        r"/\d+/\d+/(?:second|minute|hour|day)"
+        # {..} is a Redis Cluster hash tag: a sliding-window counter's two keys share a slot.
+        r"selfcheck:\{?LIMITER/v1/"
+        rf"(?:{bucket_names}|proven-site|proven-load|pow-spent)/[0-9a-f]{{32}}"
+        r"/\d+/\d+/(?:second|minute|hour|day)\}?(?:/-?1)?"
     )
     for key, values in stored:
         assert key_shape.fullmatch(key), key
@@ -372,7 +414,7 @@ async def test_redis_keys_and_values_hold_no_personal_data(
         ("rate_limit_storage", "127.0.0.1:6379"),
     ],
 )
-def test_a_limit_or_store_slowapi_would_silently_drop_is_refused_at_start(
+def test_a_limit_or_store_that_would_leave_a_bucket_unlimited_is_refused_at_start(
     make_settings: Callable[..., Settings], setting: str, value: str
 ) -> None:
     with pytest.raises(ValidationError, match=r"limits like|not supported"):

@@ -84,6 +84,7 @@ class Topology:
             "SELFCHECK_INDEX_PATH": str(index),
             "SELFCHECK_KEY_FILE": str(key),
             "SELFCHECK_RATE_LIMIT_STORAGE": self.redis.url,
+            "SELFCHECK_POW_PROFILE": "test",
             "SELFCHECK_TRUSTED_PROXIES": f"{PROXY_ADDRESS}/32",
             "SELFCHECK_LIMITS_PER_NETWORK": PER_NETWORK_LIMITS,
             "SELFCHECK_GLOBAL_LIMIT": "1000/second",  # not what these tests are about

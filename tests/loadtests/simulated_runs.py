@@ -68,7 +68,7 @@ def criteria(target_rate: float = 15.0) -> Criteria:
         min_rate_share=0.9,
         limits={
             "limits_per_network": service.limits_per_network,
-            "limits_per_identity": service.limits_per_identity,
+            "limits_per_identity_unproven": service.limits_per_identity_unproven,
         },
         clock_slack_s=2,
     )

@@ -50,7 +50,16 @@ TARGET_RATE = 15
 #: Latency is the full run's and the benchmarks' business, not the test suite's (it runs
 #: on shared CI cores): here it gets a wide margin, correctness and rate none.
 SMOKE_P99_MARGIN_MS = 1000
-SMOKE_ENV = {"LOADTEST_P99_MARGIN_MS": str(SMOKE_P99_MARGIN_MS)}
+SMOKE_ENV = {
+    "LOADTEST_P99_MARGIN_MS": str(SMOKE_P99_MARGIN_MS),
+    # The cheap proof-of-work profile: the pool's refills stay off the shared cores.
+    "SELFCHECK_POW_PROFILE": "test",
+    # The attackers share the unproven class's small global ceiling and /24 tier: lifted
+    # here, so the per-network and per-identity limits are what stops each, exactly.
+    "SELFCHECK_GLOBAL_LIMIT": "1000/second",
+    # The simulated attacker networks are consecutive addresses: one /24 for them all.
+    "SELFCHECK_LIMITS_PER_IPV4_24": "100000/minute",
+}
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +135,8 @@ def test_patients_were_answered_and_attackers_stopped(smoke_run: dict[str, Any])
     # Recounted here, independently of the judge: nobody got more than the service's limits.
     defaults = Settings()
     per_network = Tier.parse_many(defaults.limits_per_network)[0].amount
-    per_identity = Tier.parse_many(defaults.limits_per_identity)[0].amount
+    # The attackers bring no proof of work: the unproven class's identity buckets bind them.
+    per_identity = Tier.parse_many(defaults.limits_per_identity_unproven)[0].amount
     attacks = ledger["attacks"]
     one = attacks[LIST_ONE_NETWORK]
     assert len(one["admitted"]) == 1
@@ -156,7 +166,7 @@ def test_the_judge_fails_the_same_run_against_stricter_criteria(smoke_run: dict[
         min_rate_share=0.9,
         limits={
             "limits_per_network": defaults.limits_per_network,
-            "limits_per_identity": defaults.limits_per_identity,
+            "limits_per_identity_unproven": defaults.limits_per_identity_unproven,
         },
         clock_slack_s=2,
     )
@@ -164,7 +174,7 @@ def test_the_judge_fails_the_same_run_against_stricter_criteria(smoke_run: dict[
 
     stricter = replace(
         actual,
-        limits={"limits_per_network": "2/minute", "limits_per_identity": "3/day"},
+        limits={"limits_per_network": "2/minute", "limits_per_identity_unproven": "2/day"},
         floor_ms=100,
         p99_margin_ms=0,
     )

@@ -1,6 +1,7 @@
 /* The self-check form, inside its own-origin iframe. No strings here: every text a
  * patient reads comes from widget/i18n/<lang>.json. No storage, no cookies, no
- * third-party request: the three fields go to POST v1/check on this origin only. */
+ * third-party request: the three fields go to POST v1/check on this origin only, with
+ * the proof of work solved by the vendored ALTCHA worker (widget/vendor/). */
 (() => {
   "use strict";
 
@@ -127,7 +128,7 @@
   const catalogues = {};
   let strings = null;
   let shown = null; // what the answer area shows, so a language switch can re-render it
-  let busy = false;
+  let busy = false; // false, "securing" (waiting for the proof of work) or "checking"
 
   function pickLang() {
     const asked = (params.get("lang") || "").toLowerCase();
@@ -170,7 +171,7 @@
       const error = $(`${field}-error`);
       if (error.dataset.code) error.textContent = t(`errors.${error.dataset.code}`);
     }
-    if (busy) $("submit").textContent = t("form.checking");
+    if (busy) $("submit").textContent = t(`form.${busy}`);
     if (shown) render(shown, false);
   }
 
@@ -266,6 +267,56 @@
     if (event.key === "Delete" && input.value[at] === " ") input.setSelectionRange(at + 1, at + 1);
   }
 
+  // ---- Proof of work ----------------------------------------------------------------
+  // Every check carries the ALTCHA v2 solution (Argon2id, in the vendored worker) of a
+  // fresh challenge: that admits it in the class the server keeps for those who paid.
+  // Solving starts when the form gets focus, while the patient types. Without one (no
+  // WebAssembly, a failed fetch) the check still goes, in the small unproven class.
+  const SOLVE_TIMEOUT_MS = 90000;
+  let proof = null; // { promise: Promise<string|null>, ready: boolean }
+
+  function solveFresh() {
+    return new Promise((resolve) => {
+      let worker = null;
+      const done = (payload) => {
+        if (worker) worker.terminate();
+        resolve(payload);
+      };
+      fetch("v1/challenge", { credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer" })
+        .then((response) => (response.ok ? response.json() : null))
+        .then((challenge) => {
+          if (!challenge || !challenge.parameters) return done(null);
+          worker = new Worker("widget/vendor/altcha-argon2id.js");
+          worker.onerror = () => done(null);
+          worker.onmessage = ({ data }) => {
+            if (!data || data.error || !Number.isInteger(data.counter)) return done(null);
+            const solution = { counter: data.counter, derivedKey: data.derivedKey };
+            done(btoa(JSON.stringify({ challenge, solution })));
+          };
+          worker.postMessage({ type: "work", challenge, counterStart: 0, counterStep: 1, timeout: SOLVE_TIMEOUT_MS });
+        })
+        .catch(() => done(null));
+    });
+  }
+
+  function startProof() {
+    if (proof) return;
+    const started = { promise: null, ready: false };
+    started.promise = solveFresh().then((payload) => {
+      started.ready = true;
+      return payload;
+    });
+    proof = started;
+  }
+
+  /** The proof for this submission; the next submission gets a fresh challenge. */
+  function takeProof() {
+    startProof();
+    const taken = proof;
+    proof = null;
+    return taken;
+  }
+
   // ---- The check ----------------------------------------------------------------
   async function onSubmit(event) {
     event.preventDefault();
@@ -275,13 +326,17 @@
       $(firstInvalid).focus();
       return;
     }
-    setBusy(true);
+    const taken = takeProof();
+    setBusy(taken.ready ? "checking" : "securing");
+    const payload = await taken.promise;
+    if (busy !== "checking") setBusy("checking");
     const body = {
       nir: compactNir($("nir").value),
       birth_date: iso,
       last_name: $("name").value.trim(),
       lang: t("meta.lang"),
     };
+    if (payload) body.altcha = payload;
     let state;
     try {
       const response = await fetch("v1/check", {
@@ -298,6 +353,7 @@
       state = { kind: "error" };
     }
     setBusy(false);
+    startProof(); // ready for a retry or another check
     render(state, true);
   }
 
@@ -323,16 +379,17 @@
     return { kind: "error" };
   }
 
+  /** false, or the phase: "securing" (solving the proof of work), then "checking". */
   function setBusy(value) {
     busy = value;
     const button = $("submit");
-    button.disabled = value;
-    button.textContent = t(value ? "form.checking" : "form.submit");
-    $("check").setAttribute("aria-busy", String(value));
+    button.disabled = Boolean(value);
+    button.textContent = t(value ? `form.${value}` : "form.submit");
+    $("check").setAttribute("aria-busy", String(Boolean(value)));
     if (value) {
       const answer = $("answer");
       answer.className = "answer busy";
-      answer.replaceChildren(el("p", {}, t("form.checking")));
+      answer.replaceChildren(el("p", {}, t(`form.${value}`)));
       shown = null;
       reserveAnswerSpace();
       reportSize();
@@ -531,6 +588,7 @@
     applyStrings();
     $("switch").addEventListener("click", () => switchLanguage(t("meta.switch_lang")));
     $("check").addEventListener("submit", onSubmit);
+    $("check").addEventListener("focusin", startProof, { once: true });
     $("nir").addEventListener("input", onNirInput);
     $("nir").addEventListener("keydown", onNirKeydown);
     for (const id of ["day", "month", "year"]) $(id).addEventListener("input", liveHint);

@@ -111,7 +111,7 @@ async def test_a_body_slower_than_the_timeout_gets_the_padded_408_and_counts(
     app_factory: Callable[..., Any], dataset: Dataset
 ) -> None:
     """A client dripping its body holds the connection for the timeout, then spends its budget."""
-    limits = {**GENEROUS_LIMITS, "limits_per_network": "2/minute"}
+    limits = {**GENEROUS_LIMITS, "limits_junk": "2/minute"}  # a refused body is junk
     _, http = await app_factory(body_timeout_s=0.3, **limits)
     probe = dataset.by_expected("affected")[0]
     raw = orjson.dumps(body_of(probe))
