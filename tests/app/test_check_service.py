@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from lookup_index import KeyedHasher
 from tests.app.helpers import CHECK, GENEROUS_LIMITS, body_of
 from tests.app.middleware.test_response_floor import slow_hasher
 from tests.support.dataset import Dataset
@@ -38,6 +40,14 @@ async def test_the_overload_503_is_held_to_the_floor_and_frees_no_slot_late(
         max_in_flight=1, hash_concurrency=1, response_floor_ms=300, **GENEROUS_LIMITS
     )
     slow_hasher(monkeypatch, 0.1)
+    hashing = threading.Event()
+    slowed = KeyedHasher.digest
+
+    def announced(self: KeyedHasher, canonical: bytes) -> bytes:
+        hashing.set()
+        return slowed(self, canonical)
+
+    monkeypatch.setattr(KeyedHasher, "digest", announced)
     probe = dataset.by_expected("affected")[0]
 
     async def timed() -> tuple[int, float]:
@@ -46,7 +56,9 @@ async def test_the_overload_503_is_held_to_the_floor_and_frees_no_slot_late(
         return response.status_code, time.perf_counter() - started
 
     first = asyncio.create_task(timed())
-    await asyncio.sleep(0.02)
+    # The second check arrives while the first holds the only slot (not after a fixed
+    # sleep, which a loaded machine can outlast before the first even reaches the hash).
+    assert await asyncio.to_thread(hashing.wait, 5)
     status, elapsed = await timed()
     assert status == 503
     assert elapsed >= 0.3
