@@ -269,6 +269,8 @@ def image(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         "SELFCHECK_KEY_FILE": str(dataset.key),
         "SELFCHECK_RESPONSE_FLOOR_MS": "0",
         "SELFCHECK_HASH_CONCURRENCY": "1",
+        # The unproven class's small global ceiling would bind these quick bursts first.
+        "SELFCHECK_GLOBAL_LIMIT": "1000/second",
     }
     with image_server(env, tmp_path_factory.mktemp("image-cmd")) as server:
         yield server
