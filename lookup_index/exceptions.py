@@ -32,6 +32,14 @@ class KeyFileError(LookupIndexError):
     """The pepper file is missing, unreadable, malformed, or would be overwritten."""
 
 
+class KeyBackendError(LookupIndexError):
+    """The key backend cannot be opened: no such library, token, key or PIN, or a weak key."""
+
+
+class KeyUnavailableError(KeyBackendError):
+    """The key backend failed or did not answer in time; no digest was computed (fail closed)."""
+
+
 class IndexFormatError(LookupIndexError):
     """The file is not a readable index of a format this code understands."""
 

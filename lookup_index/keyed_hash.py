@@ -1,16 +1,15 @@
 """digest = HMAC-SHA256(pepper, Argon2id(canonical, salt))[:16].
 
 Argon2id makes every guess expensive; the HMAC with a pepper that never
-leaves the service makes a stolen index useless without the key.
+leaves the service (or never leaves its HSM, with the ``pkcs11`` backend)
+makes a stolen index useless without the key.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 from argon2.low_level import Type, hash_secret_raw
 
+from lookup_index.key_backend import KeyBackend, KeyMaterial, as_backend
 from lookup_index.profiles import Argon2Profile
 
 DIGEST_SIZE = 16
@@ -18,16 +17,18 @@ SALT_SIZE = 16
 _KEY_CHECK_LABEL = b"patient-breach-selfcheck/key-check/v1"
 
 
-def key_check_value(pepper: bytes) -> bytes:
+def key_check_value(key: KeyMaterial) -> bytes:
     """A value stored in the index header so a wrong pepper is refused at start-up."""
-    return hmac.new(pepper, _KEY_CHECK_LABEL, hashlib.sha256).digest()[:DIGEST_SIZE]
+    return as_backend(key).hmac_sha256(_KEY_CHECK_LABEL)[:DIGEST_SIZE]
 
 
-def derive_subkey(pepper: bytes, label: str) -> bytes:
-    """A key for another purpose (e.g. rate-limit storage keys), never the pepper itself."""
-    return hmac.new(
-        pepper, b"patient-breach-selfcheck/subkey/" + label.encode(), hashlib.sha256
-    ).digest()
+def derive_subkey(key: KeyMaterial, label: str) -> bytes:
+    """A key for another purpose (e.g. rate-limit storage keys), never the pepper itself.
+
+    With an HSM this is one HMAC in the token at start-up; the subkey then lives in
+    memory, so a stolen process image yields rate-limit keys, never the pepper.
+    """
+    return as_backend(key).hmac_sha256(b"patient-breach-selfcheck/subkey/" + label.encode())
 
 
 def stretch(canonical: bytes, salt: bytes, profile: Argon2Profile) -> bytes:
@@ -44,16 +45,16 @@ def stretch(canonical: bytes, salt: bytes, profile: Argon2Profile) -> bytes:
 
 
 class KeyedHasher:
-    """Computes index digests for one (pepper, salt, profile) triple.
+    """Computes index digests for one (key, salt, profile) triple.
 
     ``hash_secret_raw`` releases the GIL, so one instance can be shared by a
-    thread pool.
+    thread pool; the key backend serialises what it must.
     """
 
-    __slots__ = ("_pepper", "_profile", "_salt")
+    __slots__ = ("_key", "_profile", "_salt")
 
-    def __init__(self, pepper: bytes, salt: bytes, profile: Argon2Profile) -> None:
-        self._pepper = pepper
+    def __init__(self, key: KeyMaterial, salt: bytes, profile: Argon2Profile) -> None:
+        self._key = as_backend(key)
         self._salt = salt
         self._profile = profile
 
@@ -64,9 +65,13 @@ class KeyedHasher:
     def profile(self) -> Argon2Profile:
         return self._profile
 
+    @property
+    def key(self) -> KeyBackend:
+        return self._key
+
     def digest(self, canonical: bytes) -> bytes:
         return self.seal(stretch(canonical, self._salt, self._profile))
 
     def seal(self, stretched: bytes) -> bytes:
-        """The keyed half: HMAC with the pepper over an Argon2id output (never on a worker)."""
-        return hmac.new(self._pepper, stretched, hashlib.sha256).digest()[:DIGEST_SIZE]
+        """The keyed half: HMAC with the key over an Argon2id output (never on a worker)."""
+        return self._key.hmac_sha256(stretched)[:DIGEST_SIZE]

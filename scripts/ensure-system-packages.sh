@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real components the test suite runs against, only when missing:
 # redis-server (rate-limit store), nginx (reverse proxy of the reference topology),
-# chromium (browser tests). Debian packages; needs root, as on CI.
+# chromium (browser tests), softhsm2 (a software PKCS#11 token for the key backend).
+# Debian packages; needs root, as on CI.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v nginx >/dev/null || missing+=(nginx-light)
 command -v openssl >/dev/null || missing+=(openssl)  # the topology test's throw-away TLS certificate
 command -v chromium >/dev/null || missing+=(chromium)
+[ -e /usr/lib/softhsm/libsofthsm2.so ] && command -v softhsm2-util >/dev/null || missing+=(softhsm2)  # the pkcs11 key backend's tests
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
 fi

@@ -14,6 +14,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests.support.dataset import Dataset, make_dataset
 from tests.support.servers import RedisServer, redis_server
+from tests.support.softhsm import SoftHsm, init_token
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +74,13 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """A real redis-server on a free loopback port for the whole session."""
     with redis_server(tmp_path_factory.mktemp("redis")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
+    """A fresh SoftHSM2 token for the session (Debian's softhsm2, installed by make test)."""
+    token = init_token(tmp_path_factory.mktemp("softhsm"))
+    with pytest.MonkeyPatch.context() as patch:
+        # Read by the library when first loaded in this process, and by child processes.
+        patch.setenv("SOFTHSM2_CONF", str(token.conf))
+        yield token
