@@ -7,6 +7,8 @@ payload builder and padding. Only the data differ.
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -19,11 +21,40 @@ from app.admission.desk import AdmissionDesk
 from app.admission.queue import AdmissionQueue
 from app.advice import AdviceCatalogue, Lang, negotiate_lang
 from app.client_address import IPAddress
-from app.errors import InvalidRequest, PublicError, RateLimited, UnsupportedMediaType
+from app.errors import (
+    InvalidRequest,
+    PublicError,
+    RateLimited,
+    Unavailable,
+    UnsupportedMediaType,
+)
 from app.padded_json import PaddedJSON
 from app.rate_limit import RateLimits
 from app.schemas import CheckRequest
-from lookup_index import IndexReader, InvalidIdentity, KeyedHasher, canonical_identity, names_of
+from lookup_index import (
+    IndexReader,
+    InvalidIdentity,
+    KeyedHasher,
+    KeyUnavailableError,
+    canonical_identity,
+    names_of,
+)
+
+
+class KeyUnavailable(Unavailable):
+    """The key backend (an HSM) failed or did not answer in time: the uniform 503."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUsage:
+    """Key operations beside hashed checks since start-up, in this process.
+
+    Each hashed check is exactly one key operation; more operations than checks means
+    something else used the key (an intruder holding the PIN): alert on the difference.
+    """
+
+    key_operations: int
+    hashed_checks: int
 
 
 def is_json(content_type: str) -> bool:
@@ -48,6 +79,9 @@ class CheckService:
         self.advice = advice
         self.desk = desk
         self.queue = queue
+        self._count_lock = threading.Lock()
+        self._hashed_checks = 0
+        self._key_operations_at_start = hasher.key.operations
         header = reader.header
         self._incident = {"id": header.incident_id, "label": header.incident_label}
 
@@ -82,13 +116,29 @@ class CheckService:
             raise RateLimited
         if not self.limits.spend_ceiling(admission):
             raise RateLimited
-        with self.queue.hash_slot():
-            digest = self.hasher.digest(identity.canonical())
+        with self._count_lock:
+            self._hashed_checks += 1
+        try:
+            with self.queue.hash_slot():
+                digest = self.hasher.digest(identity.canonical())
+        except KeyUnavailableError as exc:
+            raise KeyUnavailable from exc
         if proven:
             self.limits.count_proven(subject)
         found, mask = self.reader.lookup_mask(digest)
         lang = negotiate_lang(query.lang, headers.get("accept-language", ""))
         return self.renderer.response(self.payload(found, mask, lang))
+
+    def start_counting_key_operations(self) -> None:
+        """From here on every key operation should be one hashed check (start-up excluded)."""
+        with self._count_lock:
+            self._key_operations_at_start = self.hasher.key.operations
+            self._hashed_checks = 0
+
+    def key_usage(self) -> KeyUsage:
+        with self._count_lock:
+            checks = self._hashed_checks
+        return KeyUsage(self.hasher.key.operations - self._key_operations_at_start, checks)
 
     def payload(self, found: bool, mask: int, lang: Lang) -> dict[str, Any]:
         outcome = ("not_found", "affected")[found]

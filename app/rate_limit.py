@@ -39,7 +39,7 @@ from app.admission.buckets import (
 )
 from app.errors import Unavailable
 from app.limit_syntax import parse_limits, storage_scheme
-from lookup_index import Identity, derive_subkey
+from lookup_index import Identity, KeyMaterial, derive_subkey
 
 if TYPE_CHECKING:  # settings validate with the helpers below, so no import at run time
     from app.settings import Settings
@@ -112,10 +112,11 @@ class RateLimits:
         self._escalate_after = parse_limits(settings.pow_escalate_after)[0]
         self._secrets: dict[str, bytes] = {}
 
-    def bind_pepper(self, pepper: bytes) -> None:
-        """Derive the HMAC keys for storage keys (at start-up, once the pepper is read).
+    def bind_pepper(self, pepper: KeyMaterial) -> None:
+        """Derive the HMAC keys for storage keys (at start-up, once the key is opened).
 
-        They change only with the pepper, far less often than the longest window.
+        They change only with the pepper, far less often than the longest window. With
+        an HSM they are two HMACs in the token, then kept in memory (docs/OPERATIONS.md).
         """
         self._secrets = {
             "network": derive_subkey(pepper, "rate-limit/network"),

@@ -13,7 +13,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.client_address import IPNetwork
 from app.limit_syntax import parse_limits, storage_scheme
-from lookup_index import load_pepper
+from lookup_index import FileKeyBackend, KeyBackend, KeyBackendError, load_pepper
 
 #: Where orchestrators mount secrets as files (Docker/Compose/Kubernetes).
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
@@ -46,9 +46,21 @@ class Settings(BaseSettings):
     )
 
     index_path: Path = Path("index.bin")
+    #: Serve an index built with the ``test`` Argon2 profile (tests and demos only).
+    allow_test_profile: bool = False
+    #: Where the key lives: ``file`` (the pepper file) or ``pkcs11`` (an HSM).
+    key_backend: Literal["file", "pkcs11"] = "file"
     #: The pepper file. A bare name is also looked up in ``secrets_dir`` (e.g. /run/secrets).
     key_file: Path = Path("selfcheck.key")
     secrets_dir: Path = DEFAULT_SECRETS_DIR
+    #: The HSM's PKCS#11 library (e.g. /usr/lib/softhsm/libsofthsm2.so for SoftHSM2).
+    pkcs11_library: Path | None = None
+    pkcs11_token_label: str = ""
+    pkcs11_key_label: str = "selfcheck-pepper"
+    #: The token's user PIN, read from this file (a bare name is looked up in ``secrets_dir``).
+    pkcs11_pin_file: Path = Path("selfcheck-pkcs11.pin")
+    #: Longest wait for one token operation before the check answers 503.
+    pkcs11_timeout_ms: int = Field(default=2000, ge=50, le=30_000)
     response_floor_ms: int = Field(default=250, ge=0, le=10_000)
     max_body_bytes: int = Field(default=2048, ge=256, le=65_536)
     #: The body must be complete this long after the head, or the answer is the padded 408.
@@ -183,6 +195,16 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _pkcs11_is_complete(self) -> Settings:
+        if self.key_backend == "pkcs11" and (
+            self.pkcs11_library is None or not self.pkcs11_token_label
+        ):
+            raise ValueError(
+                "key_backend pkcs11 needs SELFCHECK_PKCS11_LIBRARY and SELFCHECK_PKCS11_TOKEN_LABEL"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _one_process_for_memory_storage(self) -> Settings:
         if self.workers > 1 and self.rate_limit_storage.startswith("memory://"):
             raise ValueError(
@@ -191,11 +213,34 @@ class Settings(BaseSettings):
             )
         return self
 
+    def resolved_secret(self, path: Path) -> Path:
+        """``path`` as given, or a bare name looked up in ``secrets_dir``."""
+        if path.exists() or path.is_absolute() or len(path.parts) > 1:
+            return path
+        return self.secrets_dir / path
+
     def resolved_key_file(self) -> Path:
-        if self.key_file.exists() or self.key_file.is_absolute() or len(self.key_file.parts) > 1:
-            return self.key_file
-        return self.secrets_dir / self.key_file
+        return self.resolved_secret(self.key_file)
 
     def load_pepper(self) -> SecretBytes:
         """Read the pepper once; kept in a SecretBytes so it never prints."""
         return SecretBytes(load_pepper(self.resolved_key_file()))
+
+    def open_key_backend(self) -> KeyBackend:
+        """The configured key backend, opened (raises a LookupIndexError subclass)."""
+        if self.key_backend == "file":
+            return FileKeyBackend(self.load_pepper().get_secret_value())
+        # Imported here: python-pkcs11 loads a C extension that the file backend never needs.
+        from lookup_index.pkcs11_backend import Pkcs11Config, Pkcs11KeyBackend, read_pin_file
+
+        if self.pkcs11_library is None:  # refused by the validator; kept for the type checker
+            raise KeyBackendError("SELFCHECK_PKCS11_LIBRARY is not set")
+        return Pkcs11KeyBackend(
+            Pkcs11Config(
+                library=self.pkcs11_library,
+                token_label=self.pkcs11_token_label,
+                key_label=self.pkcs11_key_label,
+                pin=read_pin_file(self.resolved_secret(self.pkcs11_pin_file)),
+                timeout=self.pkcs11_timeout_ms / 1000,
+            )
+        )

@@ -17,7 +17,7 @@ from app.check_service import CheckService
 from app.padded_json import PaddedJSON, PayloadDoesNotFit
 from app.rate_limit import RateLimits
 from app.settings import Settings
-from lookup_index import IndexReader, LookupIndexError
+from lookup_index import IndexReader, KeyBackend, LookupIndexError
 
 logger = logging.getLogger("app.startup")
 
@@ -37,22 +37,54 @@ class StartupMessage:
     text = ""
 
 
+def refuse_weak_profile(settings: Settings, reader: IndexReader) -> None:
+    """Production guard: a ``test``-profile index costs an attacker nothing per guess."""
+    profile = reader.header.profile.name
+    if profile == "test" and not settings.allow_test_profile:
+        raise StartupRefused(
+            "the index was built with the 'test' Argon2 profile (for tests only); "
+            "rebuild it with --profile standard, or set SELFCHECK_ALLOW_TEST_PROFILE=true"
+        )
+    if profile == "fast":
+        logger.warning(
+            "the index was built with the 'fast' Argon2 profile: guesses cost ~5x less "
+            "than with 'standard'; fine for a demo, rebuild with --profile standard"
+        )
+
+
+def warn_about_software_token(key: KeyBackend) -> None:
+    if getattr(key, "software_token", False):
+        logger.warning(
+            "the key is in a software token (SoftHSM2): its files on this host protect the key "
+            "no better than a key file; use a hardware HSM or a cloud KMS in production"
+        )
+
+
 def open_service(settings: Settings, limits: RateLimits, renderer: PaddedJSON) -> CheckService:
-    """Open and check the index, the pepper and the catalogues; raise StartupRefused."""
+    """Open and check the index, the key and the catalogues; raise StartupRefused."""
     try:
-        pepper = settings.load_pepper().get_secret_value()
         reader = IndexReader.open(settings.index_path, verify_checksum=True)
     except LookupIndexError as exc:
         raise StartupRefused(str(exc)) from None
     try:
-        hasher = reader.hasher(pepper)
-        limits.bind_pepper(pepper)
+        refuse_weak_profile(settings, reader)
+        key = settings.open_key_backend()
+    except LookupIndexError as exc:
+        reader.close()
+        raise StartupRefused(str(exc)) from None
+    except StartupRefused:
+        reader.close()
+        raise
+    try:
+        hasher = reader.hasher(key)
+        # Subkeys are derived once, here: a few token operations, then plain memory.
+        limits.bind_pepper(key)
         queue = AdmissionQueue(
             settings.hash_concurrency,
             settings.admission_wait_ms / 1000,
             settings.max_in_flight,
         )
-        desk = AdmissionDesk(settings, limits, pepper)
+        desk = AdmissionDesk(settings, limits, key)
         service = CheckService(
             reader, hasher, limits, renderer, AdviceCatalogue.load(), desk, queue
         )
@@ -60,10 +92,14 @@ def open_service(settings: Settings, limits: RateLimits, renderer: PaddedJSON) -
             renderer.render(payload)
     except LookupIndexError as exc:
         reader.close()
+        key.close()
         raise StartupRefused(str(exc)) from None
     except PayloadDoesNotFit as exc:
         reader.close()
+        key.close()
         raise StartupRefused(f"SELFCHECK_RESPONSE_SIZE too small: {exc}") from None
+    warn_about_software_token(key)
+    service.start_counting_key_operations()
     return service
 
 
@@ -85,7 +121,15 @@ def make_lifespan(
             yield {"service": service, "limits": limits}
         finally:
             service.desk.stop()
+            usage = service.key_usage()
+            # More token operations than hashed checks: something else used the key.
+            logger.info(
+                "key operations: %d for %d hashed checks",
+                usage.key_operations,
+                usage.hashed_checks,
+            )
             service.reader.close()
+            service.hasher.key.close()
 
     return lifespan
 

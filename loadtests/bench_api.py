@@ -124,6 +124,7 @@ def api_process(
     env = lifted_limits_env() | {
         "SELFCHECK_INDEX_PATH": str(index),
         "SELFCHECK_KEY_FILE": str(key.resolve()),
+        "SELFCHECK_ALLOW_TEST_PROFILE": "true",  # --profile test is allowed for a quick run
         "SELFCHECK_RESPONSE_FLOOR_MS": str(floor_ms),
         "SELFCHECK_LOG_LEVEL": "warning",
     }

@@ -83,6 +83,7 @@ def servers(dataset: Path, workers: int, work_dir: Path) -> Iterator[tuple[str, 
         env = {
             "SELFCHECK_INDEX_PATH": str(dataset / "index.bin"),
             "SELFCHECK_KEY_FILE": str(dataset / "loadtest.key"),
+            "SELFCHECK_ALLOW_TEST_PROFILE": "true",  # its datasets may use the `test` profile
             "SELFCHECK_RATE_LIMIT_STORAGE": redis.url,
             "SELFCHECK_WORKERS": str(workers),
             # Benchmark only: Locust on loopback presents each client's network.

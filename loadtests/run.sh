@@ -212,6 +212,9 @@ wait_for "$REDIS_PORT" 20 redis-server || exit 3
 API_PORT=$(free_port)
 export SELFCHECK_INDEX_PATH="$CACHE/index.bin"
 export SELFCHECK_KEY_FILE="$CACHE/loadtest.key"
+if [ "$PROFILE" = test ]; then
+    export SELFCHECK_ALLOW_TEST_PROFILE=true  # the smoke run's cheap index; never in production
+fi
 export SELFCHECK_RATE_LIMIT_STORAGE="redis://127.0.0.1:$REDIS_PORT/0"
 export SELFCHECK_WORKERS="$WORKERS"
 export SELFCHECK_HOST=127.0.0.1

@@ -21,6 +21,7 @@ from lookup_index.index_format import (
     Layout,
     parse_preamble,
 )
+from lookup_index.key_backend import KeyMaterial
 from lookup_index.keyed_hash import DIGEST_SIZE, KeyedHasher, key_check_value
 
 
@@ -96,14 +97,14 @@ class IndexReader:
         if not hmac.compare_digest(actual, expected):
             raise IndexChecksumError(f"index checksum mismatch: {self.path} is corrupt")
 
-    def check_pepper(self, pepper: bytes) -> None:
-        if not hmac.compare_digest(key_check_value(pepper), self.header.key_check):
+    def check_pepper(self, key: KeyMaterial) -> None:
+        if not hmac.compare_digest(key_check_value(key), self.header.key_check):
             raise KeyMismatchError("the key file does not match this index (key-check failed)")
 
-    def hasher(self, pepper: bytes) -> KeyedHasher:
-        """A hasher for this index's salt and profile, after checking the pepper."""
-        self.check_pepper(pepper)
-        return KeyedHasher(pepper, self.header.salt, self.header.profile)
+    def hasher(self, key: KeyMaterial) -> KeyedHasher:
+        """A hasher for this index's salt and profile, after checking the key."""
+        self.check_pepper(key)
+        return KeyedHasher(key, self.header.salt, self.header.profile)
 
     def lookup_mask(self, digest: bytes) -> tuple[bool, int]:
         """(found, categories bitmask). A hit and a miss do exactly the same work."""

@@ -29,6 +29,7 @@ def make_settings(dataset: Dataset) -> Callable[..., Settings]:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "index_path": dataset.index,
+            "allow_test_profile": True,  # the dataset uses the cheap `test` profile
             "key_file": dataset.key,
             "response_floor_ms": 0,
             "hash_concurrency": 2,

@@ -11,6 +11,7 @@ from app.admission.pool import ChallengePool
 from app.admission.pow import PROFILES, CostSteps, ProofOfWork
 from app.rate_limit import RateLimits
 from app.settings import Settings
+from lookup_index import KeyMaterial
 
 #: Challenges older than this stay in the pool no longer, so a patient always has most of
 #: the TTL to solve and send (a challenge's expiry is set when it is made).
@@ -26,7 +27,7 @@ class PoolEmpty(Exception):
 
 
 class AdmissionDesk:
-    def __init__(self, settings: Settings, limits: RateLimits, pepper: bytes) -> None:
+    def __init__(self, settings: Settings, limits: RateLimits, pepper: KeyMaterial) -> None:
         self.enabled = settings.pow == "on"
         self.limits = limits
         steps = CostSteps(

@@ -18,7 +18,7 @@ from typing import Any
 
 import altcha
 
-from lookup_index import derive_subkey
+from lookup_index import KeyMaterial, derive_subkey
 
 ALGORITHM = "ARGON2ID"
 #: Longest payload we parse; a genuine one is under 1 kB.
@@ -85,7 +85,7 @@ class ProvenPayload:
 class ProofOfWork:
     """Issues and verifies challenges with subkeys derived from the pepper."""
 
-    def __init__(self, steps: CostSteps, ttl_s: int, pepper: bytes) -> None:
+    def __init__(self, steps: CostSteps, ttl_s: int, pepper: KeyMaterial) -> None:
         self.steps = steps
         self.ttl_s = ttl_s
         # Two keys: one signs the parameters, the other the derived key (the fast path).

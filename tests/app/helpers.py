@@ -76,6 +76,7 @@ def dataset_env(dataset: Dataset, **extra: str) -> dict[str, str]:
         "SELFCHECK_INDEX_PATH": str(dataset.index),
         "SELFCHECK_KEY_FILE": str(dataset.key),
         "SELFCHECK_POW_PROFILE": "test",
+        "SELFCHECK_ALLOW_TEST_PROFILE": "true",
         **GENEROUS_ENV,
         **extra,
     }

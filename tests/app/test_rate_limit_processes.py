@@ -27,6 +27,7 @@ def api_env(dataset: Dataset, store: str, **extra: str) -> dict[str, str]:
     return {
         "SELFCHECK_INDEX_PATH": str(dataset.index),
         "SELFCHECK_KEY_FILE": str(dataset.key),
+        "SELFCHECK_ALLOW_TEST_PROFILE": "true",
         "SELFCHECK_RESPONSE_FLOOR_MS": "0",
         "SELFCHECK_RATE_LIMIT_STORAGE": store,
         "SELFCHECK_LIMITS_PER_IDENTITY": "10000/day",

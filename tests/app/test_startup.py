@@ -27,6 +27,8 @@ from tests.support.servers import free_port
 
 REPO = Path(app.__file__).resolve().parents[1]
 SERVE = [sys.executable, "-m", "app", "serve"]
+#: The test dataset is built with the cheap `test` profile, refused without this override.
+ALLOW = {"SELFCHECK_ALLOW_TEST_PROFILE": "true"}
 
 
 def _flipped(source: Path, target: Path, position: int) -> Path:
@@ -50,17 +52,18 @@ def broken(
     index, key = str(dataset.index), str(dataset.key)
     return {
         "missing index": (
-            {"SELFCHECK_INDEX_PATH": str(here / "absent.bin"), "SELFCHECK_KEY_FILE": key},
+            {"SELFCHECK_INDEX_PATH": str(here / "absent.bin"), "SELFCHECK_KEY_FILE": key, **ALLOW},
             "not found",
         ),
         "wrong pepper": (
-            {"SELFCHECK_INDEX_PATH": index, "SELFCHECK_KEY_FILE": str(wrong_key)},
+            {"SELFCHECK_INDEX_PATH": index, "SELFCHECK_KEY_FILE": str(wrong_key), **ALLOW},
             "key",
         ),
         "corrupt index (body)": (
             {
                 "SELFCHECK_INDEX_PATH": str(_flipped(dataset.index, here / "body.bin", size // 2)),
                 "SELFCHECK_KEY_FILE": key,
+                **ALLOW,
             },
             "corrupt",
         ),
@@ -68,15 +71,20 @@ def broken(
             {
                 "SELFCHECK_INDEX_PATH": str(_flipped(dataset.index, here / "head.bin", 0)),
                 "SELFCHECK_KEY_FILE": key,
+                **ALLOW,
             },
             "index",
         ),
         "truncated index": (
-            {"SELFCHECK_INDEX_PATH": str(truncated), "SELFCHECK_KEY_FILE": key},
+            {"SELFCHECK_INDEX_PATH": str(truncated), "SELFCHECK_KEY_FILE": key, **ALLOW},
             "index",
         ),
         "missing key file": (
-            {"SELFCHECK_INDEX_PATH": index, "SELFCHECK_KEY_FILE": str(here / "absent.key")},
+            {
+                "SELFCHECK_INDEX_PATH": index,
+                "SELFCHECK_KEY_FILE": str(here / "absent.key"),
+                **ALLOW,
+            },
             "key file",
         ),
     }
@@ -135,7 +143,11 @@ def test_uvicorn_factory_refuses_to_start_with_one_line(
 def test_serve_names_an_invalid_setting_in_one_line(
     dataset: Dataset, env: dict[str, str], named: str
 ) -> None:
-    base = {"SELFCHECK_INDEX_PATH": str(dataset.index), "SELFCHECK_KEY_FILE": str(dataset.key)}
+    base = {
+        "SELFCHECK_INDEX_PATH": str(dataset.index),
+        "SELFCHECK_KEY_FILE": str(dataset.key),
+        **ALLOW,
+    }
     code, output = run_refusal(SERVE, {**base, **env, "SELFCHECK_PORT": str(free_port())})
     assert code != 0
     assert "Traceback" not in output
@@ -200,7 +212,11 @@ def _long_label_index(dataset: Dataset) -> Path:
 
 def test_serve_flags_override_the_settings(dataset: Dataset) -> None:
     """`--workers 2` reaches the settings' checks exactly as SELFCHECK_WORKERS=2 does."""
-    base = {"SELFCHECK_INDEX_PATH": str(dataset.index), "SELFCHECK_KEY_FILE": str(dataset.key)}
+    base = {
+        "SELFCHECK_INDEX_PATH": str(dataset.index),
+        "SELFCHECK_KEY_FILE": str(dataset.key),
+        **ALLOW,
+    }
     argv = [*SERVE, "--workers", "2", "--host", "127.0.0.1", "--port", str(free_port())]
     code, output = run_refusal(argv, {**base, "SELFCHECK_WORKERS": "1"})
     assert code != 0
@@ -209,3 +225,49 @@ def test_serve_flags_override_the_settings(dataset: Dataset) -> None:
     code, output = run_refusal([*SERVE, "--port", "0"], base)
     assert code != 0
     assert "SELFCHECK_PORT" in output, output
+
+
+def test_a_test_profile_index_is_refused_without_the_override(dataset: Dataset) -> None:
+    env = {
+        "SELFCHECK_INDEX_PATH": str(dataset.index),
+        "SELFCHECK_KEY_FILE": str(dataset.key),
+        "SELFCHECK_PORT": str(free_port()),
+    }
+    code, output = run_refusal(SERVE, env)
+    _assert_one_line_refusal(code, output, "'test' argon2 profile", dataset.key.read_bytes())
+    assert "SELFCHECK_ALLOW_TEST_PROFILE" in output
+
+
+async def test_the_lifespan_refuses_a_test_profile_index_in_process(
+    make_settings: Callable[..., Settings],
+) -> None:
+    sent = await lifespan_startup(create_app(make_settings(allow_test_profile=False)))
+    assert [m["type"] for m in sent] == ["lifespan.startup.failed"]
+    assert "'test' Argon2 profile" in sent[0]["message"]
+
+
+async def test_a_fast_profile_index_starts_with_one_warning(
+    make_settings: Callable[..., Settings],
+    dataset: Dataset,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from lookup_index.builder import BuildOptions, build_index
+    from lookup_index.pepper import load_pepper
+    from lookup_index.profiles import FAST
+
+    index = tmp_path / "fast.bin"
+    rows = tmp_path / "rows.csv"
+    rows.write_text("\n".join(dataset.export.read_text().splitlines()[:40]) + "\n")
+    build_index(
+        BuildOptions(
+            input=rows, out=index, pepper=load_pepper(dataset.key), profile=FAST, workers=1
+        )
+    )
+    caplog.set_level("WARNING", logger="app.startup")
+    sent = await lifespan_startup(
+        create_app(make_settings(index_path=index, allow_test_profile=False))
+    )
+    assert sent[0]["type"] == "lifespan.startup.complete"
+    warnings = [r.getMessage() for r in caplog.records if "'fast' Argon2 profile" in r.getMessage()]
+    assert len(warnings) == 1

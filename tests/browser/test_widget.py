@@ -135,6 +135,7 @@ def site(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         env = {
             "SELFCHECK_INDEX_PATH": str(dataset.index),
             "SELFCHECK_KEY_FILE": str(dataset.key),
+            "SELFCHECK_ALLOW_TEST_PROFILE": "true",
             "SELFCHECK_RESPONSE_FLOOR_MS": "0",
             "SELFCHECK_HASH_CONCURRENCY": "1",
             "SELFCHECK_POW_PROFILE": "test",
@@ -786,6 +787,7 @@ def test_rate_limited_check_shows_when_to_retry(
     env = {
         "SELFCHECK_INDEX_PATH": str(dataset.index),
         "SELFCHECK_KEY_FILE": str(dataset.key),
+        "SELFCHECK_ALLOW_TEST_PROFILE": "true",
         "SELFCHECK_RESPONSE_FLOOR_MS": "0",
         "SELFCHECK_HASH_CONCURRENCY": "1",
         "SELFCHECK_LIMITS_PER_NETWORK": "1/minute",

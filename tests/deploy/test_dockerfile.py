@@ -267,6 +267,7 @@ def image(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     env = {
         "SELFCHECK_INDEX_PATH": str(dataset.index),
         "SELFCHECK_KEY_FILE": str(dataset.key),
+        "SELFCHECK_ALLOW_TEST_PROFILE": "true",  # the test dataset; the image never sets it
         "SELFCHECK_RESPONSE_FLOOR_MS": "0",
         "SELFCHECK_HASH_CONCURRENCY": "1",
         # The unproven class's small global ceiling would bind these quick bursts first.

@@ -83,6 +83,7 @@ class Topology:
         return {
             "SELFCHECK_INDEX_PATH": str(index),
             "SELFCHECK_KEY_FILE": str(key),
+            "SELFCHECK_ALLOW_TEST_PROFILE": "true",
             "SELFCHECK_RATE_LIMIT_STORAGE": self.redis.url,
             "SELFCHECK_POW_PROFILE": "test",
             "SELFCHECK_TRUSTED_PROXIES": f"{PROXY_ADDRESS}/32",
