@@ -33,6 +33,7 @@ from lookup_index.csv_input import ExportReader, ExportRow
 from lookup_index.exceptions import LookupIndexError
 from lookup_index.executors import ChunkExecutor, InlineExecutor, ProcessPoolChunkExecutor
 from lookup_index.index_format import DigestArray, IndexHeader, ValueArray, write_index
+from lookup_index.key_backend import KeyMaterial
 from lookup_index.keyed_hash import (
     DIGEST_SIZE,
     SALT_SIZE,
@@ -58,7 +59,8 @@ ProgressCallback = Callable[[int, int], None]
 class BuildOptions:
     input: Path
     out: Path
-    pepper: bytes = field(repr=False)
+    #: The key: the pepper's bytes, or a backend (an HSM); used in this process only.
+    pepper: KeyMaterial = field(repr=False)
     profile: Argon2Profile = DEFAULT_PROFILE
     workers: int = 0  # 0: all cores
     incident_id: str = "incident"

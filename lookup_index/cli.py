@@ -1,4 +1,4 @@
-"""``lookup-index``: keygen, generate, build, info, verify, check.
+"""``lookup-index``: keygen, generate, build, info, verify, check, key import|destroy.
 
 Every failure is one line on stderr and a non-zero exit, never a traceback.
 """
@@ -16,8 +16,16 @@ from lookup_index.builder import CHUNK_ROWS, BuildOptions, BuildSummary, build_i
 from lookup_index.categories import CATEGORIES, DEFAULT_INCIDENT_CATEGORIES, UnknownCategory
 from lookup_index.csv_input import parse_column_map
 from lookup_index.exceptions import InvalidIdentity, LookupIndexError
+from lookup_index.key_backend import KeyBackend, KeyMaterial
+from lookup_index.key_cli import (
+    add_key_commands,
+    add_key_source_options,
+    add_token_options,
+    keygen_in_token,
+    open_key,
+)
 from lookup_index.normalise import canonical_identity
-from lookup_index.pepper import generate_pepper_file, load_pepper
+from lookup_index.pepper import generate_pepper_file
 from lookup_index.profiles import DEFAULT_PROFILE, PROFILES
 from lookup_index.reader import IndexReader
 
@@ -31,6 +39,10 @@ EXIT_INVALID_INPUT = 2
 
 
 def _keygen(args: argparse.Namespace) -> int:
+    if args.pkcs11:
+        return keygen_in_token(args)
+    if args.out is None:
+        raise LookupIndexError("keygen needs --out (or --pkcs11 and the token options)")
     generate_pepper_file(args.out)
     print(f"wrote a new 32-byte key to {args.out} (mode 0600); keep it apart from the index")
     return 0
@@ -91,7 +103,7 @@ def _print_summary(summary: BuildSummary, out: Path, rejects: Path) -> None:
     print(f"  rejects report: {rejects}")
 
 
-def _like(path: Path | None, pepper: bytes, profile: str | None) -> tuple[bytes | None, str]:
+def _like(path: Path | None, pepper: KeyMaterial, profile: str | None) -> tuple[bytes | None, str]:
     """Salt and profile of ``--like``'s index (incidents sharing a params id), or a fresh salt."""
     if path is None:
         return None, profile or DEFAULT_PROFILE.name
@@ -130,8 +142,15 @@ def _cluster(args: argparse.Namespace) -> ClusterOptions | None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    pepper = load_pepper(args.key_file)
-    salt, profile = _like(args.like, pepper, args.profile)
+    key = open_key(args)
+    try:
+        return _build_with(args, key)
+    finally:
+        key.close()
+
+
+def _build_with(args: argparse.Namespace, key: KeyBackend) -> int:
+    salt, profile = _like(args.like, key, args.profile)
     try:
         columns = parse_column_map(args.column or [])
         categories = [c.strip() for c in args.categories.split(",") if c.strip()]
@@ -145,7 +164,7 @@ def _build(args: argparse.Namespace) -> int:
     options = BuildOptions(
         input=args.input,
         out=args.out,
-        pepper=pepper,
+        pepper=key,
         profile=PROFILES[profile],
         workers=args.workers,
         incident_id=args.incident,
@@ -175,22 +194,28 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    pepper = load_pepper(args.key_file)
     with IndexReader.open(args.index, verify_checksum=True) as reader:
-        reader.check_pepper(pepper)
+        key = open_key(args)
+        try:
+            reader.check_pepper(key)
+        finally:
+            key.close()
         print(f"ok: {reader.header.count} keys, checksum and key-check verified")
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
-    pepper = load_pepper(args.key_file)
     try:
         identity = canonical_identity(args.nir, args.birth_date, args.last_name)
     except InvalidIdentity as exc:
         print(exc.reason, file=sys.stderr)
         return EXIT_INVALID_INPUT
-    with IndexReader.open(args.index, verify_checksum=False) as reader:
-        result = reader.lookup(reader.hasher(pepper).digest(identity.canonical()))
+    key = open_key(args)
+    try:
+        with IndexReader.open(args.index, verify_checksum=False) as reader:
+            result = reader.lookup(reader.hasher(key).digest(identity.canonical()))
+    finally:
+        key.close()
     print(f"affected {','.join(result.categories)}" if result.found else "not_found")
     return 0
 
@@ -218,10 +243,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("keygen", help="create a new pepper (32-byte secret key file)")
+    p = sub.add_parser("keygen", help="create a new pepper (a key file, or a key in an HSM)")
+    p.add_argument("--out", type=Path, help="where to write the key file (must not exist)")
     p.add_argument(
-        "--out", type=Path, required=True, help="where to write the key (must not exist)"
+        "--pkcs11", action="store_true", help="generate the key inside the token instead"
     )
+    add_token_options(p)
     p.set_defaults(func=_keygen)
 
     p = sub.add_parser("generate", help="write a synthetic export and a probes file")
@@ -236,7 +263,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="build an index from a practices' export")
     p.add_argument("--input", type=Path, required=True, help="CSV export (header row, , or ;)")
-    p.add_argument("--key-file", type=Path, required=True)
+    add_key_source_options(p)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument(
         "--profile",
@@ -291,16 +318,18 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="verify an index's checksum and key")
     p.add_argument("index", type=Path)
-    p.add_argument("--key-file", type=Path, required=True)
+    add_key_source_options(p)
     p.set_defaults(func=_verify)
 
     p = sub.add_parser("check", help="look one identity up")
     p.add_argument("--index", type=Path, required=True)
-    p.add_argument("--key-file", type=Path, required=True)
+    add_key_source_options(p)
     p.add_argument("--nir", required=True)
     p.add_argument("--birth-date", required=True, help="YYYY-MM-DD")
     p.add_argument("--last-name", required=True)
     p.set_defaults(func=_check)
+
+    add_key_commands(sub)
     return parser
 
 
