@@ -25,6 +25,7 @@ def serve_env(dataset: Dataset, **extra: str) -> dict[str, str]:
     return {
         "SELFCHECK_INDEX_PATH": str(dataset.index),
         "SELFCHECK_KEY_FILE": str(dataset.key),
+        "SELFCHECK_ALLOW_TEST_PROFILE": "true",
         "SELFCHECK_RESPONSE_FLOOR_MS": str(FLOOR_MS),
         "SELFCHECK_HASH_CONCURRENCY": "1",
         "SELFCHECK_KEEP_ALIVE_S": str(KEEP_ALIVE_S),
