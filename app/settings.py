@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     index_path: Path = Path("index.bin")
     #: Serve an index built with the ``test`` Argon2 profile (tests and demos only).
     allow_test_profile: bool = False
+    #: The index signer's Ed25519 public key (PEM, from ``lookup-index keygen --signing``).
+    index_public_key_file: Path | None = None
+    #: Refuse an index that is not signed by that key (the compose stack sets it).
+    require_signed_index: bool = False
     #: Where the key lives: ``file`` (the pepper file) or ``pkcs11`` (an HSM).
     key_backend: Literal["file", "pkcs11"] = "file"
     #: The pepper file. A bare name is also looked up in ``secrets_dir`` (e.g. /run/secrets).
@@ -192,6 +196,14 @@ class Settings(BaseSettings):
     def _solve_times_in_order(self) -> Settings:
         if self.pow_min_solve_ms > self.pow_max_solve_ms:
             raise ValueError("pow_min_solve_ms must not exceed pow_max_solve_ms")
+        return self
+
+    @model_validator(mode="after")
+    def _signature_needs_a_public_key(self) -> Settings:
+        if self.require_signed_index and self.index_public_key_file is None:
+            raise ValueError(
+                "require_signed_index needs SELFCHECK_INDEX_PUBLIC_KEY_FILE (the signer's key)"
+            )
         return self
 
     @model_validator(mode="after")

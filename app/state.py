@@ -18,6 +18,7 @@ from app.padded_json import PaddedJSON, PayloadDoesNotFit
 from app.rate_limit import RateLimits
 from app.settings import Settings
 from lookup_index import IndexReader, KeyBackend, LookupIndexError
+from lookup_index.signing import load_public_key
 
 logger = logging.getLogger("app.startup")
 
@@ -52,6 +53,21 @@ def refuse_weak_profile(settings: Settings, reader: IndexReader) -> None:
         )
 
 
+def check_signature(settings: Settings, reader: IndexReader) -> None:
+    """Refuse a tampered or re-signed index; an unsigned one only when a signature is required."""
+    if settings.index_public_key_file is None:
+        logger.warning(
+            "the index signature is not checked: set SELFCHECK_INDEX_PUBLIC_KEY_FILE "
+            "and SELFCHECK_REQUIRE_SIGNED_INDEX=true"
+        )
+        return
+    public_key = load_public_key(settings.resolved_secret(settings.index_public_key_file))
+    if reader.signed or settings.require_signed_index:
+        reader.verify_signature(public_key)
+    else:
+        logger.warning("the index is not signed; SELFCHECK_REQUIRE_SIGNED_INDEX=true refuses it")
+
+
 def warn_about_software_token(key: KeyBackend) -> None:
     if getattr(key, "software_token", False):
         logger.warning(
@@ -67,6 +83,7 @@ def open_service(settings: Settings, limits: RateLimits, renderer: PaddedJSON) -
     except LookupIndexError as exc:
         raise StartupRefused(str(exc)) from None
     try:
+        check_signature(settings, reader)
         refuse_weak_profile(settings, reader)
         key = settings.open_key_backend()
     except LookupIndexError as exc:

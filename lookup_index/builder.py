@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,9 +45,12 @@ from lookup_index.keyed_hash import (
 from lookup_index.profiles import DEFAULT_PROFILE, Argon2Profile
 from lookup_index.reader import IndexReader
 from lookup_index.row_stretching import BIRTH_NAME, USAGE_NAME, StretchedChunk
+from lookup_index.signing import signature_trailer
 from lookup_index.work_dir import ChunkStore, SealedChunk, WorkDir, WorkDirError
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from lookup_index.cluster import ClusterOptions
 
 #: Rows per chunk (one task, one checkpoint): at the standard profile about 6 s of one
@@ -75,6 +79,8 @@ class BuildOptions:
     salt: bytes | None = field(default=None, repr=False)
     #: Run the chunks on this Dask cluster instead of local processes.
     cluster: ClusterOptions | None = None
+    #: Sign the index (Ed25519 trailer) with this key; None writes an unsigned index.
+    signing_key: Ed25519PrivateKey | None = field(default=None, repr=False)
 
     @property
     def rejects_path(self) -> Path:
@@ -373,7 +379,11 @@ def _write(
                 USAGE_NAME: summary.usage_name_keys,
             },
         )
-        summary.file_size = write_index(options.out, header, unique_digests, unique_values)
+        signing_key = options.signing_key
+        sign = None if signing_key is None else partial(signature_trailer, signing_key)
+        summary.file_size = write_index(
+            options.out, header, unique_digests, unique_values, sign=sign
+        )
         # Read back before the checkpoints go: a bad write must not cost the whole build.
         with IndexReader.open(options.out, verify_checksum=True) as written:
             written.check_pepper(options.pepper)

@@ -28,6 +28,7 @@ from lookup_index.normalise import canonical_identity
 from lookup_index.pepper import generate_pepper_file
 from lookup_index.profiles import DEFAULT_PROFILE, PROFILES
 from lookup_index.reader import IndexReader
+from lookup_index.signing import generate_signing_key, load_public_key, load_signing_key
 
 if TYPE_CHECKING:
     from lookup_index.cluster import ClusterOptions
@@ -43,6 +44,13 @@ def _keygen(args: argparse.Namespace) -> int:
         return keygen_in_token(args)
     if args.out is None:
         raise LookupIndexError("keygen needs --out (or --pkcs11 and the token options)")
+    if args.signing:
+        private, public = generate_signing_key(args.out)
+        print(
+            f"wrote the index signing key {private} (mode 0600; keep it on the build machine) "
+            f"and its public key {public} (for the API hosts)"
+        )
+        return 0
     generate_pepper_file(args.out)
     print(f"wrote a new 32-byte key to {args.out} (mode 0600); keep it apart from the index")
     return 0
@@ -176,6 +184,7 @@ def _build_with(args: argparse.Namespace, key: KeyBackend) -> int:
         chunk_rows=args.chunk_rows,
         salt=salt,
         cluster=_cluster(args),
+        signing_key=None if args.signing_key is None else load_signing_key(args.signing_key),
     )
     size = args.input.stat().st_size if args.input.is_file() else 0
     update, stop = _progress_bar(sys.stderr.isatty() and not args.quiet, size)
@@ -200,7 +209,11 @@ def _verify(args: argparse.Namespace) -> int:
             reader.check_pepper(key)
         finally:
             key.close()
-        print(f"ok: {reader.header.count} keys, checksum and key-check verified")
+        checked = "checksum and key-check"
+        if args.public_key is not None:
+            reader.verify_signature(load_public_key(args.public_key))
+            checked = "checksum, signature and key-check"
+        print(f"ok: {reader.header.count} keys, {checked} verified")
     return 0
 
 
@@ -248,6 +261,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pkcs11", action="store_true", help="generate the key inside the token instead"
     )
+    p.add_argument(
+        "--signing",
+        action="store_true",
+        help="an index signing key pair instead: writes OUT.key and OUT.pub",
+    )
     add_token_options(p)
     p.set_defaults(func=_keygen)
 
@@ -272,6 +290,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--workers", type=_non_negative, default=0, help="hashing processes (default: all cores)"
+    )
+    p.add_argument(
+        "--signing-key",
+        type=Path,
+        help="sign the index with this Ed25519 key (NAME.key from keygen --signing)",
     )
     p.add_argument(
         "--like",
@@ -316,9 +339,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("index", type=Path)
     p.set_defaults(func=_info)
 
-    p = sub.add_parser("verify", help="verify an index's checksum and key")
+    p = sub.add_parser("verify", help="verify an index's checksum, key and signature")
     p.add_argument("index", type=Path)
     add_key_source_options(p)
+    p.add_argument(
+        "--public-key",
+        type=Path,
+        help="the signer's public key (NAME.pub): refuse an unsigned or wrongly signed index",
+    )
     p.set_defaults(func=_verify)
 
     p = sub.add_parser("check", help="look one identity up")

@@ -48,6 +48,11 @@ class IndexChecksumError(IndexFormatError):
     """The index checksum does not match its content: the file is corrupt."""
 
 
+class SignatureError(LookupIndexError):
+    """The index is unsigned where a signature is required, tampered, or signed by another key;
+    or a signing key file is missing, malformed, or would be overwritten."""
+
+
 class KeyMismatchError(LookupIndexError):
     """The pepper does not match the index's key-check value (wrong key file)."""
 

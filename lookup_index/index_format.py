@@ -24,6 +24,7 @@ import json
 import os
 import struct
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -118,10 +119,17 @@ def parse_preamble(buffer: bytes | memoryview, file_size: int) -> tuple[IndexHea
     return header, layout
 
 
-def write_index(path: Path, header: IndexHeader, digests: DigestArray, values: ValueArray) -> int:
+def write_index(
+    path: Path,
+    header: IndexHeader,
+    digests: DigestArray,
+    values: ValueArray,
+    sign: Callable[[bytes], bytes] | None = None,
+) -> int:
     """Write an index atomically (temporary file + rename); returns its size in bytes.
 
-    ``values`` is one uint8 per key, or a (count, value_size) uint8 array.
+    ``values`` is one uint8 per key, or a (count, value_size) uint8 array. ``sign`` maps
+    the checksum to a signature trailer, written before the rename like everything else.
     """
     if digests.dtype != np.dtype(f"S{DIGEST_SIZE}") or values.dtype != np.uint8:
         raise TypeError("digests must be S16 and values uint8")
@@ -149,6 +157,10 @@ def write_index(path: Path, header: IndexHeader, digests: DigestArray, values: V
                 checksum.update(chunk)
                 out.write(chunk)
             out.write(checksum.digest())
+            trailer = b"" if sign is None else sign(checksum.digest())
+            if trailer and (header.format_version < 2 or len(trailer) != SIGNATURE_TRAILER_SIZE):
+                raise ValueError("a signature trailer needs format version 2 and 104 bytes")
+            out.write(trailer)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(tmp, 0o644)
@@ -156,4 +168,4 @@ def write_index(path: Path, header: IndexHeader, digests: DigestArray, values: V
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return layout.file_size
+    return layout.file_size + len(trailer)

@@ -7,7 +7,7 @@ import hmac
 import mmap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,6 +23,10 @@ from lookup_index.index_format import (
 )
 from lookup_index.key_backend import KeyMaterial
 from lookup_index.keyed_hash import DIGEST_SIZE, KeyedHasher, key_check_value
+from lookup_index.signing import verify_trailer
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +134,19 @@ class IndexReader:
         data["path"] = str(self.path)
         return data
 
+    @property
+    def signed(self) -> bool:
+        return bool(self._layout.trailer_size)
+
+    def verify_signature(self, public_key: Ed25519PublicKey) -> None:
+        """Refuse unless signed by ``public_key`` over this file's (verified) checksum."""
+        end = self._layout.checksum_offset
+        checksum = bytes(self._mm[end : end + CHECKSUM_SIZE])
+        trailer = bytes(self._mm[end + CHECKSUM_SIZE : self._layout.file_size]) or None
+        verify_trailer(trailer, checksum, public_key)
+
     def _signature_info(self) -> dict[str, Any]:
-        # Reported, not verified: checking it against a pinned key is the signing step's job.
+        # Reported, not verified: verify --public-key checks it against a pinned key.
         if not self._layout.trailer_size:
             return {"present": False}
         start = self._layout.checksum_offset + CHECKSUM_SIZE + len(SIGNATURE_MAGIC)
