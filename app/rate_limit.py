@@ -100,6 +100,10 @@ class RateLimits:
         options = storage_options(
             settings.rate_limit_storage, settings.rate_limit_timeout_ms / 1000
         )
+        password = settings.rate_limit_password()
+        if password is not None and not self.per_process:
+            # A client option, not part of the URL: the URL may be logged or shown, this never.
+            options["password"] = password
         storage = storage_from_string(settings.rate_limit_storage, **options)
         if not isinstance(storage, Storage):  # an async URI (async+redis://) is refused earlier
             raise TypeError("rate-limit storage must be synchronous")

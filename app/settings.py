@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # Rate limiting (see README "Rate limits").
     #: May hold a password (redis://:password@host), so it stays out of repr().
     rate_limit_storage: str = Field(default="memory://", repr=False)
+    #: The store's password, read from this file (a bare name is looked up in ``secrets_dir``)
+    #: and handed to the client apart from the URL, so it is never an environment value.
+    rate_limit_password_file: Path | None = None
     # The unproven class (no valid proof of work): small budgets on every network tier.
     limits_per_network: str = "5/minute;20/hour;50/day"
     limits_per_ipv4_24: str = "20/minute;100/hour;300/day"
@@ -199,6 +202,11 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _password_file_is_readable(self) -> Settings:
+        self.rate_limit_password()
+        return self
+
+    @model_validator(mode="after")
     def _signature_needs_a_public_key(self) -> Settings:
         if self.require_signed_index and self.index_public_key_file is None:
             raise ValueError(
@@ -230,6 +238,19 @@ class Settings(BaseSettings):
         if path.exists() or path.is_absolute() or len(path.parts) > 1:
             return path
         return self.secrets_dir / path
+
+    def rate_limit_password(self) -> str | None:
+        """The rate-limit store's password from its file, or None; never from the environment."""
+        if self.rate_limit_password_file is None:
+            return None
+        path = self.resolved_secret(self.rate_limit_password_file)
+        try:
+            password = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            raise ValueError(f"rate_limit_password_file {path} cannot be read") from None
+        if not password:
+            raise ValueError(f"rate_limit_password_file {path} is empty")
+        return password
 
     def resolved_key_file(self) -> Path:
         return self.resolved_secret(self.key_file)

@@ -100,6 +100,8 @@ class RedisServer:
     port: int
     directory: Path
     process: subprocess.Popen[bytes] | None = None
+    #: A redis.conf read first (e.g. holding ``requirepass``, kept off the command line).
+    config: Path | None = None
 
     @property
     def url(self) -> str:
@@ -113,6 +115,7 @@ class RedisServer:
         self.process = subprocess.Popen(
             [
                 binary,
+                *([str(self.config)] if self.config else []),
                 "--port", str(self.port),
                 "--bind", "127.0.0.1",
                 "--save", "",
@@ -141,8 +144,8 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server(directory: Path) -> Iterator[RedisServer]:
-    server = RedisServer(free_port(), directory)
+def redis_server(directory: Path, config: Path | None = None) -> Iterator[RedisServer]:
+    server = RedisServer(free_port(), directory, config=config)
     server.start()
     try:
         yield server

@@ -254,3 +254,22 @@ def test_redis_maxmemory_holds_a_day_at_the_global_ceiling(
     ceiling = parse_limits(str(Settings.model_fields["global_limit"].default))[0]
     per_day = ceiling.amount * 86_400 / ceiling.get_expiry()
     assert int(default.group(1)) * 1024**3 >= per_day * REDIS_BYTES_PER_CLIENT_DAY
+
+
+def test_redis_requires_a_password_that_the_apis_read_from_a_secret_file(
+    services: dict[str, dict[str, Any]], apis: dict[str, dict[str, Any]]
+) -> None:
+    redis = services["redis"]
+    redis_targets = {s["target"] for s in redis["secrets"]}
+    # redis.conf (a secret file) holds `requirepass`: the password is on no command line.
+    assert redis["command"][1] == "/run/secrets/redis.conf"
+    assert "redis.conf" in redis_targets
+    assert "REDISCLI_AUTH" in " ".join(redis["healthcheck"]["test"])
+    for name, api in apis.items():
+        env = api["environment"]
+        assert "@" not in env["SELFCHECK_RATE_LIMIT_STORAGE"], name
+        password_file = env["SELFCHECK_RATE_LIMIT_PASSWORD_FILE"]
+        assert password_file in {s["target"] for s in api["secrets"]}, name
+        assert env["SELFCHECK_REQUIRE_SIGNED_INDEX"] == "true", name
+        mounts = {v["target"] for v in api["volumes"]}
+        assert env["SELFCHECK_INDEX_PUBLIC_KEY_FILE"] in mounts, name
