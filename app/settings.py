@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     #: The store's password, read from this file (a bare name is looked up in ``secrets_dir``)
     #: and handed to the client apart from the URL, so it is never an environment value.
     rate_limit_password_file: Path | None = None
+    #: A 32-byte key file for the rate-limit storage keys, apart from the pepper, so that
+    #: rotating the pepper keeps the counters (docs/OPERATIONS.md, "Rotate"); unset, they
+    #: derive from the pepper.
+    rate_limit_key_file: Path | None = None
     # The unproven class (no valid proof of work): small budgets on every network tier.
     limits_per_network: str = "5/minute;20/hour;50/day"
     limits_per_ipv4_24: str = "20/minute;100/hour;300/day"

@@ -17,7 +17,7 @@ from app.check_service import CheckService
 from app.padded_json import PaddedJSON, PayloadDoesNotFit
 from app.rate_limit import RateLimits
 from app.settings import Settings
-from lookup_index import IndexReader, KeyBackend, LookupIndexError
+from lookup_index import IndexReader, KeyBackend, LookupIndexError, load_pepper
 from lookup_index.signing import load_public_key
 
 logger = logging.getLogger("app.startup")
@@ -68,6 +68,13 @@ def check_signature(settings: Settings, reader: IndexReader) -> None:
         logger.warning("the index is not signed; SELFCHECK_REQUIRE_SIGNED_INDEX=true refuses it")
 
 
+def rate_limit_key(settings: Settings) -> bytes | None:
+    """The separate rate-limit key, if one is configured (it survives pepper rotations)."""
+    if settings.rate_limit_key_file is None:
+        return None
+    return load_pepper(settings.resolved_secret(settings.rate_limit_key_file))
+
+
 def warn_about_software_token(key: KeyBackend) -> None:
     if getattr(key, "software_token", False):
         logger.warning(
@@ -95,7 +102,7 @@ def open_service(settings: Settings, limits: RateLimits, renderer: PaddedJSON) -
     try:
         hasher = reader.hasher(key)
         # Subkeys are derived once, here: a few token operations, then plain memory.
-        limits.bind_pepper(key)
+        limits.bind_pepper(rate_limit_key(settings) or key)
         queue = AdmissionQueue(
             settings.hash_concurrency,
             settings.admission_wait_ms / 1000,

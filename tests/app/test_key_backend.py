@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -165,3 +166,43 @@ async def test_the_file_backend_logs_no_token_warning(
     caplog.set_level("WARNING", logger="app.startup")
     await app_factory(**GENEROUS_LIMITS)
     assert not any("software token" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_separate_rate_limit_key_keeps_counter_keys_across_a_pepper_rotation(
+    app_factory: Callable[..., Any],
+    dataset: Dataset,
+    opened: list[CheckService],
+    tmp_path: Path,
+) -> None:
+    from lookup_index import canonical_identity, generate_pepper_file, load_pepper
+    from lookup_index.builder import BuildOptions, build_index
+    from lookup_index.profiles import TEST
+
+    rotated_key, rotated_index, limits_key = (
+        tmp_path / "p2.key",
+        tmp_path / "i2.bin",
+        tmp_path / "rl.key",
+    )
+    generate_pepper_file(rotated_key)
+    generate_pepper_file(limits_key)
+    build_index(
+        BuildOptions(
+            input=dataset.export,
+            out=rotated_index,
+            pepper=load_pepper(rotated_key),
+            profile=TEST,
+            workers=1,
+        )
+    )
+    probe = dataset.by_expected("affected")[0]
+    identity = canonical_identity(probe.nir, probe.birth_date, probe.last_name)
+    await app_factory()  # pepper-derived counter keys
+    await app_factory(rate_limit_key_file=limits_key)
+    await app_factory(
+        index_path=rotated_index, key_file=rotated_key, rate_limit_key_file=limits_key
+    )
+    await app_factory(index_path=rotated_index, key_file=rotated_key)
+    old, kept, rotated, reset = (s.limits.identity_keys(identity) for s in opened)
+    assert kept == rotated  # the new pepper, the same counters
+    assert old != kept
+    assert reset != old  # without the separate key, a rotation starts every counter afresh
