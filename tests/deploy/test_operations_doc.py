@@ -33,8 +33,14 @@ def test_every_lookup_index_command_and_option_exists() -> None:
             command, rest = match.groups()
             if command not in subcommands:
                 continue  # prose such as "lookup-index build reads..." is checked below
-            options = set(re.findall(r"(?<!\S)(--[a-z][a-z-]*)", rest))
-            known = {o for a in subcommands[command]._actions for o in a.option_strings}
+            parser = subcommands[command]
+            nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            if nested:  # `lookup-index key import ...`: the options are the action's
+                action = rest.split()[0] if rest.split() else ""
+                assert action in nested[0].choices, f"lookup-index {command} {action}"
+                parser = nested[0].choices[action]
+            options = set(re.findall(r"(?<!\S)(--[a-z][a-z0-9-]*)", rest))
+            known = {o for a in parser._actions for o in a.option_strings}
             assert options <= known, f"lookup-index {command}: unknown {options - known}"
             used.append(command)
     assert {"keygen", "build", "verify", "info", "check", "generate"} <= set(used)
