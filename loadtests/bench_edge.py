@@ -86,6 +86,7 @@ def uvicorn_process(
     env |= lifted_limits_env() | {
         "SELFCHECK_INDEX_PATH": str(index),
         "SELFCHECK_KEY_FILE": str(key.resolve()),
+        "SELFCHECK_ALLOW_TEST_PROFILE": "true",  # its index uses the cheap `test` profile
         "SELFCHECK_LOG_LEVEL": "warning",
     }
     argv = [
