@@ -44,6 +44,8 @@ from lookup_index import (
 class KeyUnavailable(Unavailable):
     """The key backend (an HSM) failed or did not answer in time: the uniform 503."""
 
+    what_failed = "key token unavailable"
+
 
 @dataclass(frozen=True, slots=True)
 class KeyUsage:

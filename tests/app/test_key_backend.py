@@ -129,6 +129,7 @@ async def test_a_hung_token_answers_the_uniform_503_never_an_answer(
     dataset: Dataset,
     token_key: dict[str, Any],
     switchable: list[SwitchableKey],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     _, client = await app_factory(**token_key, pkcs11_timeout_ms=300)
     affected = dataset.by_expected("affected")[0]
@@ -146,6 +147,7 @@ async def test_a_hung_token_answers_the_uniform_503_never_an_answer(
         assert "status" not in refused.json()
         assert len(refused.content) == len(healthy.content)
     assert envelope(refusals[0]) == envelope(refusals[1])
+    assert "key token unavailable (KeyUnavailableError)" in caplog.text
     # The token answers again: so does the service, without a restart.
     switchable[-1].hang.clear()
     switchable[-1].release.set()

@@ -92,6 +92,8 @@ def test_the_rejects_reasons_listed_are_the_builders() -> None:
         "index loaded; ready",
         "selfcheck cannot start",
         "rate-limit store unavailable",
+        "key token unavailable",
+        "key operations: ",
         "response floor overrun: ",
     ],
 )
