@@ -14,9 +14,10 @@ serialises them; one HMAC costs microseconds next to Argon2's milliseconds.
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,37 @@ def _key_template(label: str) -> dict[Attribute, Any]:
     }
 
 
+class _TokenThread:
+    """One daemon thread running token calls in order.
+
+    Not a ThreadPoolExecutor: the interpreter joins those at exit, so a token hung in a
+    C call would keep a finished CLI or a stopping server alive for ever.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None]
+        self._jobs = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="pkcs11", daemon=True).start()
+
+    def submit(self, call: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._jobs.put((call, future))
+        return future
+
+    def shutdown(self) -> None:
+        self._jobs.put(None)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            call, future = job
+            if not future.set_running_or_notify_cancel():
+                continue  # its caller gave up waiting before it started
+            try:
+                future.set_result(call())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
 class _TokenSession:
     """One logged-in session per (library, token) in this process, shared by every user.
 
@@ -94,7 +126,6 @@ class _TokenSession:
     def __init__(self, config: Pkcs11Config) -> None:
         self.key_of = (str(config.library), config.token_label)
         self.users = 0
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="pkcs11")
         try:
             lib = pkcs11.lib(str(config.library))
             self.token = lib.get_token(token_label=config.token_label)
@@ -113,6 +144,7 @@ class _TokenSession:
             raise KeyBackendError(
                 f"cannot log in to token {config.token_label!r}: {type(exc).__name__}"
             ) from None
+        self.executor = _TokenThread()
 
     @property
     def software(self) -> bool:
@@ -134,7 +166,7 @@ class _TokenSession:
             if self.users > 0:
                 return
             del self._open[self.key_of]
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.executor.shutdown()
         # The token may be gone or hung up: then there is nothing left to release on our side.
         with contextlib.suppress(PKCS11Error):
             self.session.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -213,3 +215,37 @@ def test_a_failing_token_raises_unavailable(
 def test_repr_hides_the_key(imported: Pkcs11KeyBackend) -> None:
     assert "key=<hidden>" in repr(imported)
     assert PEPPER.hex() not in repr(imported)
+
+
+def test_a_process_whose_token_hung_still_exits(softhsm: SoftHsm) -> None:
+    """The token's thread is a daemon: a call stuck in the token never blocks the exit."""
+    config = softhsm.config(softhsm.new_label(), timeout=0.3)
+    import_key(config, PEPPER)
+    code = f"""
+import subprocess
+import sys
+import threading
+from lookup_index.exceptions import KeyUnavailableError
+from lookup_index.pkcs11_backend import Pkcs11Config, Pkcs11KeyBackend
+from pathlib import Path
+
+class Hung:
+    def sign(self, *args, **kwargs):
+        threading.Event().wait()
+
+backend = Pkcs11KeyBackend(Pkcs11Config(Path({str(config.library)!r}), {config.token_label!r},
+                                        {config.key_label!r}, {config.pin!r}, 0.3))
+backend._key = Hung()
+try:
+    backend.hmac_sha256(b"x")
+except KeyUnavailableError as exc:
+    print("refused:", exc)
+"""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=20, check=False
+        )
+    finally:
+        destroy_key(config)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "refused: the key token did not answer in time"
