@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from app.client_address import IPNetwork
 from app.limit_syntax import parse_limits, storage_scheme
 from lookup_index import FileKeyBackend, KeyBackend, KeyBackendError, load_pepper
+from lookup_index.pkcs11_backend import Pkcs11Config, Pkcs11KeyBackend, read_pin_file
 
 #: Where orchestrators mount secrets as files (Docker/Compose/Kubernetes).
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
@@ -267,9 +268,6 @@ class Settings(BaseSettings):
         """The configured key backend, opened (raises a LookupIndexError subclass)."""
         if self.key_backend == "file":
             return FileKeyBackend(self.load_pepper().get_secret_value())
-        # Imported here: python-pkcs11 loads a C extension that the file backend never needs.
-        from lookup_index.pkcs11_backend import Pkcs11Config, Pkcs11KeyBackend, read_pin_file
-
         if self.pkcs11_library is None:  # refused by the validator; kept for the type checker
             raise KeyBackendError("SELFCHECK_PKCS11_LIBRARY is not set")
         return Pkcs11KeyBackend(
