@@ -39,10 +39,13 @@ def _preflight(settings: Settings) -> None:
     from app.rate_limit import RateLimits
 
     try:
-        service = open_service(settings, RateLimits(settings), PaddedJSON(settings.response_size))
+        service = open_service(
+            settings, RateLimits(settings), PaddedJSON(settings.response_size), warn=False
+        )
     except StartupRefused as exc:
         raise SystemExit(f"selfcheck cannot start: {exc}") from None
     service.reader.close()
+    service.hasher.key.close()
 
 
 def serve(settings: Settings) -> None:

@@ -38,7 +38,7 @@ class StartupMessage:
     text = ""
 
 
-def refuse_weak_profile(settings: Settings, reader: IndexReader) -> None:
+def refuse_weak_profile(settings: Settings, reader: IndexReader, warnings: list[str]) -> None:
     """Production guard: a ``test``-profile index costs an attacker nothing per guess."""
     profile = reader.header.profile.name
     if profile == "test" and not settings.allow_test_profile:
@@ -47,16 +47,16 @@ def refuse_weak_profile(settings: Settings, reader: IndexReader) -> None:
             "rebuild it with --profile standard, or set SELFCHECK_ALLOW_TEST_PROFILE=true"
         )
     if profile == "fast":
-        logger.warning(
+        warnings.append(
             "the index was built with the 'fast' Argon2 profile: guesses cost ~5x less "
             "than with 'standard'; fine for a demo, rebuild with --profile standard"
         )
 
 
-def check_signature(settings: Settings, reader: IndexReader) -> None:
+def check_signature(settings: Settings, reader: IndexReader, warnings: list[str]) -> None:
     """Refuse a tampered or re-signed index; an unsigned one only when a signature is required."""
     if settings.index_public_key_file is None:
-        logger.warning(
+        warnings.append(
             "the index signature is not checked: set SELFCHECK_INDEX_PUBLIC_KEY_FILE "
             "and SELFCHECK_REQUIRE_SIGNED_INDEX=true"
         )
@@ -65,7 +65,7 @@ def check_signature(settings: Settings, reader: IndexReader) -> None:
     if reader.signed or settings.require_signed_index:
         reader.verify_signature(public_key)
     else:
-        logger.warning("the index is not signed; SELFCHECK_REQUIRE_SIGNED_INDEX=true refuses it")
+        warnings.append("the index is not signed; SELFCHECK_REQUIRE_SIGNED_INDEX=true refuses it")
 
 
 def rate_limit_key(settings: Settings) -> bytes | None:
@@ -75,23 +75,30 @@ def rate_limit_key(settings: Settings) -> bytes | None:
     return load_pepper(settings.resolved_secret(settings.rate_limit_key_file))
 
 
-def warn_about_software_token(key: KeyBackend) -> None:
+def warn_about_software_token(key: KeyBackend, warnings: list[str]) -> None:
     if getattr(key, "software_token", False):
-        logger.warning(
+        warnings.append(
             "the key is in a software token (SoftHSM2): its files on this host protect the key "
             "no better than a key file; use a hardware HSM or a cloud KMS in production"
         )
 
 
-def open_service(settings: Settings, limits: RateLimits, renderer: PaddedJSON) -> CheckService:
-    """Open and check the index, the key and the catalogues; raise StartupRefused."""
+def open_service(
+    settings: Settings, limits: RateLimits, renderer: PaddedJSON, *, warn: bool = True
+) -> CheckService:
+    """Open and check the index, the key and the catalogues; raise StartupRefused.
+
+    Warnings are logged only once every check passed (a refusal stays one line), and not
+    at all with ``warn=False`` (the launcher's preflight: the lifespan will say them).
+    """
+    warnings: list[str] = []
     try:
         reader = IndexReader.open(settings.index_path, verify_checksum=True)
     except LookupIndexError as exc:
         raise StartupRefused(str(exc)) from None
     try:
-        check_signature(settings, reader)
-        refuse_weak_profile(settings, reader)
+        check_signature(settings, reader, warnings)
+        refuse_weak_profile(settings, reader, warnings)
         key = settings.open_key_backend()
     except LookupIndexError as exc:
         reader.close()
@@ -122,7 +129,9 @@ def open_service(settings: Settings, limits: RateLimits, renderer: PaddedJSON) -
         reader.close()
         key.close()
         raise StartupRefused(f"SELFCHECK_RESPONSE_SIZE too small: {exc}") from None
-    warn_about_software_token(key)
+    warn_about_software_token(key, warnings)
+    for text in warnings if warn else ():
+        logger.warning(text)
     service.start_counting_key_operations()
     return service
 
