@@ -148,6 +148,7 @@ def refused_share(work: Path, requests: int = 150) -> dict[str, float]:
     env = {
         "SELFCHECK_INDEX_PATH": str(index),
         "SELFCHECK_KEY_FILE": str(key),
+        "SELFCHECK_ALLOW_TEST_PROFILE": "true",  # its index may use the `test` profile
         "SELFCHECK_RESPONSE_FLOOR_MS": "0",
         "SELFCHECK_LOG_LEVEL": "warning",
         "SELFCHECK_LIMITS_PER_NETWORK": "1/day",

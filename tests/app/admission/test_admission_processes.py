@@ -34,6 +34,7 @@ def env_for(dataset: Dataset, redis: RedisServer, **extra: str) -> dict[str, str
     return {
         "SELFCHECK_INDEX_PATH": str(dataset.index),
         "SELFCHECK_KEY_FILE": str(dataset.key),
+        "SELFCHECK_ALLOW_TEST_PROFILE": "true",
         "SELFCHECK_RESPONSE_FLOOR_MS": "0",
         "SELFCHECK_RATE_LIMIT_STORAGE": redis.url,
         "SELFCHECK_HASH_CONCURRENCY": "1",
