@@ -204,7 +204,8 @@ async def test_a_separate_rate_limit_key_keeps_counter_keys_across_a_pepper_rota
         index_path=rotated_index, key_file=rotated_key, rate_limit_key_file=limits_key
     )
     await app_factory(index_path=rotated_index, key_file=rotated_key)
-    old, kept, rotated, reset = (s.limits.identity_keys(identity) for s in opened)
+    # The storage key of this identity's NIR bucket, as each app would write it.
+    old, kept, rotated, reset = (s.limits._mac("identity", identity.nir) for s in opened)
     assert kept == rotated  # the new pepper, the same counters
     assert old != kept
     assert reset != old  # without the separate key, a rotation starts every counter afresh
