@@ -183,7 +183,7 @@ def test_work_dir_survives_a_failed_write(
     work = tmp_path / "work"
     out = tmp_path / "i.bin"
 
-    def disk_full(*args: object) -> int:
+    def disk_full(*args: object, **kwargs: object) -> int:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(builder, "write_index", disk_full)
