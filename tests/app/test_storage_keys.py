@@ -1,0 +1,133 @@
+"""Rate-limit storage keys are the documented HMACs, and change with the key.
+
+README ("Storage keys are HMACs") and docs/OPERATIONS.md: a bucket's storage key holds
+``HMAC-SHA256(subkey, value)`` (hex, 32 digits), the subkey being
+``HMAC-SHA256(pepper, "patient-breach-selfcheck/subkey/rate-limit/<network|identity>")``.
+The expected keys are computed here from that text, not through the service's code, so an
+unkeyed digest (plain SHA-256 of the value: anyone reading Redis could brute-force the
+NIRs, names, dates and addresses behind it) fails, whatever the keys' shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Callable
+
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.strategies import (
+    FixedWindowRateLimiter,
+    MovingWindowRateLimiter,
+    RateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
+
+from app.admission.buckets import Admission, Stage, Subject
+from app.rate_limit import RateLimits
+from app.settings import Settings
+from lookup_index import Identity, canonical_identity
+from lookup_index.pepper import load_pepper
+from tests.lookup_index.helpers import OTHER_PEPPER, PEPPER
+from tests.support.dataset import Dataset
+from tests.support.rate_limits import LIFTED, check_body, flush, in_process, keyspace, valid_probes
+from tests.support.servers import RedisServer
+
+ADDRESS = "127.0.60.1"
+STRATEGIES: dict[str, type[RateLimiter]] = {
+    "moving-window": MovingWindowRateLimiter,
+    "sliding-window-counter": SlidingWindowCounterRateLimiter,
+    "fixed-window": FixedWindowRateLimiter,
+}
+
+
+def documented_mac(pepper: bytes, label: str | None, value: str) -> str:
+    """The storage-key HMAC as the docs state it (``label`` None: the global key, no secret)."""
+    if label is None:
+        subkey = b"global"
+    else:
+        subkey = hmac.new(
+            pepper, b"patient-breach-selfcheck/subkey/rate-limit/" + label.encode(), "sha256"
+        ).digest()
+    return hmac.new(subkey, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def expected_keys(pepper: bytes, identity: Identity) -> dict[str, str]:
+    """Bucket name -> HMAC of its value, for an unproven check from ADDRESS."""
+    date = identity.birth_date.isoformat()
+    return {
+        "net": documented_mac(pepper, "network", f"4/32:{ADDRESS}/32"),
+        "v4-24": documented_mac(pepper, "network", "4/24:127.0.60.0/24"),
+        "ceiling": documented_mac(pepper, None, "all"),
+        "u-nir": documented_mac(pepper, "identity", f"nir:{identity.nir}"),
+        "u-namebirth": documented_mac(pepper, "identity", f"namebirth:{identity.last_name}|{date}"),
+    }
+
+
+def counted(limits: RateLimits, bucket: str, key: str) -> int:
+    """How many hits the store holds under ``key`` in ``bucket``'s first limit (public API)."""
+    (row,) = [b for b in limits.table if b.name == bucket]
+    item: RateLimitItem = row.limits[0]
+    stats = STRATEGIES[row.strategy](limits.storage).get_window_stats(item, "v1", bucket, key)
+    return item.amount - stats.remaining
+
+
+def one_unproven_check(limits: RateLimits, identity: Identity) -> None:
+    subject = Subject(ipaddress.ip_address(ADDRESS), identity)
+    assert limits.admit(Stage.NETWORK, Admission.UNPROVEN, subject)
+    assert limits.admit(Stage.IDENTITY, Admission.UNPROVEN, subject)
+    assert limits.spend_ceiling(Admission.UNPROVEN)
+
+
+def test_each_bucket_counts_under_the_documented_hmac_of_its_value(
+    make_settings: Callable[..., Settings], dataset: Dataset
+) -> None:
+    probe = valid_probes(dataset.probes)[0]
+    identity = canonical_identity(probe.nir, probe.birth_date, probe.last_name)
+    settings = make_settings(**LIFTED)
+    ours, theirs = RateLimits(settings), RateLimits(settings)  # each its own memory store
+    ours.bind_pepper(PEPPER)
+    theirs.bind_pepper(OTHER_PEPPER)
+    one_unproven_check(ours, identity)
+    one_unproven_check(theirs, identity)
+
+    keys, other_keys = expected_keys(PEPPER, identity), expected_keys(OTHER_PEPPER, identity)
+    for bucket, key in keys.items():
+        assert counted(ours, bucket, key) == 1, bucket
+        assert counted(theirs, bucket, other_keys[bucket]) == 1, bucket
+        if bucket != "ceiling":  # the global key hides nothing, so it keeps its key
+            assert key != other_keys[bucket]
+            assert counted(theirs, bucket, key) == 0, f"{bucket}: same key under another pepper"
+
+
+def test_the_replay_set_is_keyed_by_the_documented_hmac(
+    make_settings: Callable[..., Settings],
+) -> None:
+    limits = RateLimits(make_settings(**LIFTED))
+    limits.bind_pepper(PEPPER)
+    assert limits.first_use("a-solution-signature", 60)
+    key = documented_mac(PEPPER, "pow-replay", "a-solution-signature")
+    stats = FixedWindowRateLimiter(limits.storage).get_window_stats(
+        RateLimitItemPerSecond(1, 60), "v1", "pow-spent", key
+    )
+    assert stats.remaining == 0
+
+
+async def test_the_redis_keyspace_holds_exactly_the_documented_hmacs(
+    make_settings: Callable[..., Settings], redis: RedisServer, dataset: Dataset
+) -> None:
+    """End to end: one check through the app; every key in Redis is one of the expected."""
+    probe = valid_probes(dataset.probes)[0]
+    identity = canonical_identity(probe.nir, probe.birth_date, probe.last_name)
+    flush(redis.url)
+    settings = make_settings(**LIFTED, rate_limit_storage=redis.url)
+    try:
+        async with in_process(settings) as app:
+            assert (await app.check(ADDRESS, check_body(probe))).status_code == 200
+        stored = [key for key, _ in keyspace(redis.url)]
+    finally:
+        flush(redis.url)
+    keys = expected_keys(load_pepper(dataset.key), identity)
+    found = {b: [k for k in stored if f"/{b}/{mac}/" in k] for b, mac in keys.items()}
+    assert all(found.values()), found
+    assert sorted(stored) == sorted(k for ks in found.values() for k in ks)
