@@ -24,6 +24,14 @@ class PayloadDoesNotFit(ValueError):
     start-up; not to be confused with a request body over the cap, :class:`PayloadTooLarge`)."""
 
 
+class PaddedSizeMismatch(RuntimeError):
+    """A padded body came out another size than configured (a bug: padding must be ASCII).
+
+    Raised, never asserted: ``python -O`` strips asserts, and a body of another size would
+    tell answers apart. The catch-all middleware turns it into the constant 500.
+    """
+
+
 class PaddedJSON:
     """Serialises payloads to exactly ``size`` bytes."""
 
@@ -39,7 +47,8 @@ class PaddedJSON:
         # draw only the bytes needed, as the OS random source is most of the cost of padding.
         padding = secrets.token_urlsafe((missing * 3 + 3) // 4)[:missing]
         body = orjson.dumps({**payload, "padding": padding})
-        assert len(body) == self.size  # ASCII padding adds exactly one byte per character
+        if len(body) != self.size:  # ASCII padding adds exactly one byte per character
+            raise PaddedSizeMismatch(f"padded body is {len(body)} bytes, not {self.size}")
         return body
 
     def response(

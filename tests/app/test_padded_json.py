@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.padded_json import PaddedJSON, PayloadDoesNotFit
+from app.padded_json import PaddedJSON, PaddedSizeMismatch, PayloadDoesNotFit
 
 SIZE = 4096
 
@@ -49,3 +52,31 @@ def test_the_response_has_the_uniform_headers() -> None:
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["content-type"] == "application/json"
     assert response.headers["retry-after"] == "60"
+
+
+def _widening_padding(nbytes: int | None = None) -> str:
+    """Padding that is not ASCII: two bytes per character once UTF-8 encoded."""
+    return "é" * ((nbytes or 0) * 4 // 3 + 1)
+
+
+def test_a_body_of_another_size_raises_a_real_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("app.padded_json.secrets.token_urlsafe", _widening_padding)
+    with pytest.raises(PaddedSizeMismatch, match=f"not {SIZE}"):
+        PaddedJSON(SIZE).render({"status": "not_found"})
+
+
+def test_the_size_guard_survives_python_optimisations() -> None:
+    """Under ``python -O`` (asserts stripped) the guard still raises."""
+    code = (
+        "import app.padded_json as p, sys\n"
+        "assert False, 'asserts are on'\n"
+        "p.secrets.token_urlsafe = lambda n: 'é' * (n * 4 // 3 + 1)\n"
+        "try:\n"
+        f"    p.PaddedJSON({SIZE}).render({{'status': 'not_found'}})\n"
+        "except p.PaddedSizeMismatch:\n"
+        "    sys.exit(7)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-O", "-c", code], capture_output=True, timeout=60, check=False
+    )
+    assert done.returncode == 7, done.stderr.decode(errors="replace")
