@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,8 @@ GENEROUS_ENV = lifted_limits_env()
 #: Keys of every 200 body, whatever the outcome.
 ANSWER_KEYS = {"status", "incident", "exposed", "advice", "lang", "checked_at", "padding"}
 ERROR_KEYS = {"error", "message", "padding"}
+#: What uvicorn logs once a server is up (at the info level).
+STARTED_MARKERS = ("Application startup complete", "Uvicorn running on")
 
 
 def body_of(probe: Probe, **extra: Any) -> dict[str, Any]:
@@ -82,22 +87,53 @@ def dataset_env(dataset: Dataset, **extra: str) -> dict[str, str]:
     }
 
 
+def _listening_port(argv: Sequence[str], env: Mapping[str, str]) -> int | None:
+    """The port a server started by ``argv`` would bind (``--port`` or SELFCHECK_PORT)."""
+    args = list(argv)
+    if "--port" in args[:-1]:
+        port = args[args.index("--port") + 1]
+    else:
+        port = env.get("SELFCHECK_PORT", "")
+    return int(port) if port.isdigit() and int(port) > 0 else None
+
+
+def _accepts(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+        return True
+    return False
+
+
 def run_refusal(
-    argv: Sequence[str], env: Mapping[str, str], timeout: float = 30
+    argv: Sequence[str], env: Mapping[str, str], timeout: float = 60
 ) -> tuple[int, str]:
-    """Run a command expected to refuse to start; returns (exit code, stdout+stderr)."""
+    """Run a command expected to refuse to start; returns (exit code, stdout+stderr).
+
+    A refusal is the process exiting. A server that starts instead (its port accepts
+    connections, or uvicorn says so) fails the test at once, not after ``timeout``: the
+    timeout is only the last resort for a process that neither exits nor listens.
+    """
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SELFCHECK_")}
-    try:
-        done = subprocess.run(
-            list(argv),
-            env={**clean, **env},
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"{argv} did not exit within {timeout} s (it should refuse)") from exc
-    return done.returncode, (done.stdout + done.stderr).decode(errors="replace")
+    full_env = {**clean, **env}
+    port = _listening_port(argv, full_env)
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(list(argv), env=full_env, stdout=output, stderr=output)
+        deadline = time.monotonic() + timeout
+        try:
+            while process.poll() is None:
+                output.seek(0)
+                so_far = output.read().decode(errors="replace")
+                started = any(marker in so_far for marker in STARTED_MARKERS)
+                if started or (port is not None and _accepts(port)):
+                    raise AssertionError(f"{argv} started instead of refusing:\n{so_far}")
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{argv} neither exited nor listened in {timeout} s")
+                time.sleep(0.05)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+        output.seek(0)
+        return process.returncode, output.read().decode(errors="replace")
 
 
 @contextlib.contextmanager
