@@ -1,10 +1,10 @@
 """Runs the admission table (``app.admission.buckets``) with ``limits`` strategies on one store.
 
-slowapi is gone: its decorator keys a request before the body is read, so it could
-not know a request's admission class (the proof of work is in the body) nor tell junk
-from a check, and steering it took setting its private attributes. ``limits``, its
-engine, does all we used it for through its public API. Every storage key is an HMAC:
-no address, NIR, name or date ever reaches the store. Storage errors are never
+slowapi does not run /v1/check: its decorator keys a request before the body is read,
+so it cannot know a request's admission class (the proof of work is in the body) nor
+tell junk from a check. ``limits``, its engine, runs the table through its public API;
+slowapi keeps the challenge issuance limit (``app.admission.issuance``). Every storage
+key is an HMAC: no address, NIR, name or date ever reaches the store. Storage errors are never
 swallowed and never fall back to per-process memory: the caller answers 503 instead of
 checking unlimited (fail closed). Every call here blocks: run it in a worker thread.
 """
@@ -133,6 +133,10 @@ class RateLimits:
         if not self._secrets:
             raise RuntimeError("rate limits used before bind_pepper()")
         return hmac.new(self._secrets[secret], text.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def network_key(self, value: str) -> str:
+        """The storage key of a network value (an HMAC): for limits run outside the table."""
+        return self._mac("network", value)
 
     def _keyed(self, bucket: Bucket, subject: Subject) -> str | None:
         value = bucket.key(subject)
