@@ -37,6 +37,7 @@ from app.admission.buckets import (
     bucket_table,
     site,
 )
+from app.admission.gate import RefusedNetworks
 from app.errors import Unavailable
 from app.limit_syntax import parse_limits, storage_scheme
 from lookup_index import Identity, KeyMaterial, derive_subkey
@@ -114,6 +115,9 @@ class RateLimits:
             "fixed-window": FixedWindowRateLimiter(self.storage),
         }
         self._escalate_after = parse_limits(settings.pow_escalate_after)[0]
+        #: Addresses the unproven network tiers refused, until their window has room: the
+        #: NetworkGate middleware answers them without the full path (app/admission/gate.py).
+        self.refused_networks = RefusedNetworks()
         self._secrets: dict[str, bytes] = {}
 
     def bind_pepper(self, pepper: KeyMaterial) -> None:
@@ -155,6 +159,9 @@ class RateLimits:
                 for item in bucket.limits:
                     counted = strategy.hit if spend else strategy.test
                     if not counted(item, KEY_PREFIX, bucket.name, key):
+                        if stage is Stage.NETWORK and admission is Admission.UNPROVEN:
+                            stats = strategy.get_window_stats(item, KEY_PREFIX, bucket.name, key)
+                            self.refused_networks.note(subject.address, stats.reset_time)
                         return False
         except STORE_ERRORS as exc:
             raise StorageUnavailable from exc
