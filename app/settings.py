@@ -119,7 +119,7 @@ class Settings(BaseSettings):
 
     # Proof of work (ALTCHA v2, Argon2id; see README "Admission").
     pow: Literal["on", "off"] = "on"
-    pow_profile: Literal["test", "standard"] = "standard"
+    pow_profile: Literal["test", "standard", "hardened"] = "standard"
     #: Median solve time of the cheapest and the dearest step on a mid-range phone. At
     #: 10 s the dearest step costs a native solver about one core-second per answer.
     pow_min_solve_ms: int = Field(default=1000, ge=1, le=60_000)

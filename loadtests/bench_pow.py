@@ -260,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         help="other Argon2 memory costs to measure beside the profile, comma-separated",
     )
     parser.add_argument("--skip-refusal", action="store_true")
+    parser.add_argument(
+        "--refusal-only", action="store_true", help="only the refused/admitted CPU share"
+    )
     args = parser.parse_args(argv)
     base = PROFILES[args.profile]
     candidates = {f"{args.profile} ({base.memory_kib // 1024} MiB)": base}
@@ -269,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         label: measure_profile(
             profile, args.challenges, args.index_profile, args.min_solve_ms, args.max_solve_ms
         )
-        for label, profile in candidates.items()
+        for label, profile in ({} if args.refusal_only else candidates).items()
     }
     refusal = {}
     if not args.skip_refusal:
@@ -289,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     path = out / f"pow-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2))
     plot = ROOT / "docs" / "img" / "pow_cost_steps.png"
-    pow_cost_per_step({label: r["steps"] for label, r in profiles.items()}, plot)
+    if profiles:
+        pow_cost_per_step({label: r["steps"] for label, r in profiles.items()}, plot)
     print(json.dumps(result, indent=2))
     print(f"written to {path}; plot {plot}")
     return 0

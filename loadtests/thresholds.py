@@ -305,13 +305,30 @@ def botnet_verdicts(
     verdicts: list[Verdict] = []
     sources = ledger.get("sources", {})
     used = set(sources.get(BOTNET_UNPROVEN, ())) | set(sources.get(BOTNET_SOLVING, ()))
-    verdicts.append(
-        Verdict(
-            f"botnet: at least {criteria.botnet_addresses} distinct source addresses",
-            passed=len(used) >= criteria.botnet_addresses,
-            measured=f"{len(used)} loopback addresses, each its own /24 and the socket's peer",
-        )
+    # Each request comes from the next address: a run that sent fewer requests than the
+    # botnet has addresses cannot show them all (a short run): not judged, never failed.
+    sent = sum(
+        attacks.get(name, AttackLog()).attempts for name in (BOTNET_UNPROVEN, BOTNET_SOLVING)
     )
+    threshold = f"botnet: at least {criteria.botnet_addresses} distinct source addresses"
+    measured = f"{len(used)} loopback addresses (each its own /24, the socket's peer)"
+    if sent < criteria.botnet_addresses:
+        verdicts.append(
+            Verdict(
+                threshold,
+                passed=True,
+                measured=f"not judged: {measured} over {sent} requests, too few to use them all",
+                judged=False,
+            )
+        )
+    else:
+        verdicts.append(
+            Verdict(
+                threshold,
+                passed=len(used) >= criteria.botnet_addresses,
+                measured=f"{measured} over {sent} requests",
+            )
+        )
 
     # The ceiling's own window is too short to judge from client send times (clock slack):
     # over CEILING_WINDOW_S, arrivals span at most the window plus the slack, which meets

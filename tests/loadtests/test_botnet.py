@@ -108,7 +108,7 @@ def ledger_of(
 ) -> dict[str, Any]:
     unproven = AttackLog()
     unproven.admitted[WHOLE_CLASS] = unproven_admitted
-    unproven.outcomes["refused (429)"] = 500
+    unproven.outcomes["refused (429)"] = 2500
     solving = AttackLog()
     solving.admitted[WHOLE_CLASS] = [1000.5, 1001.5]
     solving.outcomes["admitted (200)"] = 2
@@ -162,4 +162,17 @@ def test_the_botnet_thresholds_pass_a_good_run_and_fail_each_breach(tmp_path: Pa
     few = ledger_of(at_ceiling, patients, shared)
     few["sources"][BOTNET_UNPROVEN] = few["sources"][BOTNET_UNPROVEN][:100]
     assert failed(few) == {"botnet"}
+    # A run too short to send a request from every address: said so, not failed.
+    short = ledger_of(at_ceiling, patients, shared)
+    short["sources"][BOTNET_UNPROVEN] = short["sources"][BOTNET_UNPROVEN][:100]
+    short["attacks"][BOTNET_UNPROVEN]["outcomes"] = {"refused (429)": 90}
+    (addresses,) = (
+        v
+        for v in botnet_verdicts(
+            short, {k: AttackLog.from_dict(v) for k, v in short["attacks"].items()}, criteria
+        )
+        if v.threshold.startswith("botnet:")
+    )
+    assert (addresses.passed, addresses.judged) == (True, False)
+    assert addresses.measured.startswith("not judged")
     assert "0.25 core-s per admitted answer" in botnet_cost_note(few)
