@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
+from app.admission.gate import NetworkGate
 from app.errors import register_error_handlers
 from app.logging_setup import silence_access_log
 from app.middleware.body_limit import BodyLimitMiddleware
@@ -62,6 +63,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             BodyLimitMiddleware,
             max_bytes=settings.max_body_bytes,
             timeout_seconds=settings.body_timeout_s,
+        ),
+        # A client its unproven network tiers refused gets the 429 here, before FastAPI.
+        Middleware(
+            NetworkGate,
+            refusals=limits.refused_networks,
+            renderer=renderer,
+            trusted_proxies=settings.trusted_proxies,
         ),
     ]
     app = FastAPI(

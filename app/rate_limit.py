@@ -1,10 +1,10 @@
 """Runs the admission table (``app.admission.buckets``) with ``limits`` strategies on one store.
 
-slowapi is gone: its decorator keys a request before the body is read, so it could
-not know a request's admission class (the proof of work is in the body) nor tell junk
-from a check, and steering it took setting its private attributes. ``limits``, its
-engine, does all we used it for through its public API. Every storage key is an HMAC:
-no address, NIR, name or date ever reaches the store. Storage errors are never
+slowapi does not run /v1/check: its decorator keys a request before the body is read,
+so it cannot know a request's admission class (the proof of work is in the body) nor
+tell junk from a check. ``limits``, its engine, runs the table through its public API;
+slowapi keeps the challenge issuance limit (``app.admission.issuance``). Every storage
+key is an HMAC: no address, NIR, name or date ever reaches the store. Storage errors are never
 swallowed and never fall back to per-process memory: the caller answers 503 instead of
 checking unlimited (fail closed). Every call here blocks: run it in a worker thread.
 """
@@ -37,6 +37,7 @@ from app.admission.buckets import (
     bucket_table,
     site,
 )
+from app.admission.gate import RefusedNetworks
 from app.errors import Unavailable
 from app.limit_syntax import parse_limits, storage_scheme
 from lookup_index import Identity, KeyMaterial, derive_subkey
@@ -114,6 +115,9 @@ class RateLimits:
             "fixed-window": FixedWindowRateLimiter(self.storage),
         }
         self._escalate_after = parse_limits(settings.pow_escalate_after)[0]
+        #: Addresses the unproven network tiers refused, until their window has room: the
+        #: NetworkGate middleware answers them without the full path (app/admission/gate.py).
+        self.refused_networks = RefusedNetworks()
         self._secrets: dict[str, bytes] = {}
 
     def bind_pepper(self, pepper: KeyMaterial) -> None:
@@ -134,6 +138,10 @@ class RateLimits:
             raise RuntimeError("rate limits used before bind_pepper()")
         return hmac.new(self._secrets[secret], text.encode(), hashlib.sha256).hexdigest()[:32]
 
+    def network_key(self, value: str) -> str:
+        """The storage key of a network value (an HMAC): for limits run outside the table."""
+        return self._mac("network", value)
+
     def _keyed(self, bucket: Bucket, subject: Subject) -> str | None:
         value = bucket.key(subject)
         return None if value is None else self._mac(bucket.secret, value)
@@ -151,6 +159,9 @@ class RateLimits:
                 for item in bucket.limits:
                     counted = strategy.hit if spend else strategy.test
                     if not counted(item, KEY_PREFIX, bucket.name, key):
+                        if stage is Stage.NETWORK and admission is Admission.UNPROVEN:
+                            stats = strategy.get_window_stats(item, KEY_PREFIX, bucket.name, key)
+                            self.refused_networks.note(subject.address, stats.reset_time)
                         return False
         except STORE_ERRORS as exc:
             raise StorageUnavailable from exc

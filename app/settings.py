@@ -111,14 +111,15 @@ class Settings(BaseSettings):
     global_limit_proven: str = "40/second"
     #: Refused bodies (413, 415, 422), per IPv4 address or IPv6 /64: never a global budget.
     limits_junk: str = "30/minute;300/hour"
-    #: GET /v1/challenge per IPv4 address or IPv6 /64.
-    limits_challenge: str = "60/minute;600/hour"
+    #: GET /v1/challenge per IPv4 address or IPv6 /64 (slowapi): above the proven address
+    #: allowance, since each proven check needs a challenge (and a few are abandoned).
+    limits_challenge: str = "150/minute;2500/hour"
     #: How long a proven check may wait for room under its ceiling and a hash slot.
     admission_wait_ms: int = Field(default=2000, ge=0, le=30_000)
 
     # Proof of work (ALTCHA v2, Argon2id; see README "Admission").
     pow: Literal["on", "off"] = "on"
-    pow_profile: Literal["test", "standard"] = "standard"
+    pow_profile: Literal["test", "standard", "hardened"] = "standard"
     #: Median solve time of the cheapest and the dearest step on a mid-range phone. At
     #: 10 s the dearest step costs a native solver about one core-second per answer.
     pow_min_solve_ms: int = Field(default=1000, ge=1, le=60_000)

@@ -11,6 +11,7 @@ from typing import TypedDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.admission.desk import AdmissionDesk
+from app.admission.issuance import SlowapiEnvironment
 from app.admission.queue import AdmissionQueue
 from app.advice import AdviceCatalogue
 from app.check_service import CheckService
@@ -129,6 +130,10 @@ def open_service(
         reader.close()
         key.close()
         raise StartupRefused(f"SELFCHECK_RESPONSE_SIZE too small: {exc}") from None
+    except SlowapiEnvironment as exc:
+        reader.close()
+        key.close()
+        raise StartupRefused(str(exc)) from None
     warn_about_software_token(key, warnings)
     for text in warnings if warn else ():
         logger.warning(text)

@@ -1,6 +1,7 @@
 """Proof-of-work benchmark: what a check costs a phone, an attacker and the server.
 
     .venv/bin/python loadtests/bench_pow.py [--challenges 12] [--profile standard]
+        [--memory-kib 32768,65536]   # other Argon2 memory costs, measured side by side
 
 1. The widget's solver (the vendored ALTCHA Argon2id worker) in Debian's Chromium with
    DevTools CPU throttling x4, standing in for a mid-range phone: median time of one
@@ -20,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,8 @@ import httpx
 import psutil
 from playwright.sync_api import sync_playwright
 
-from app.admission.pow import PROFILES, CostSteps, ProofOfWork
+from app.admission.pow import PROFILES, CostSteps, PowProfile, ProofOfWork
+from loadtests.plotting import pow_cost_per_step
 from lookup_index import KeyedHasher
 from lookup_index.profiles import PROFILES as INDEX_PROFILES
 from tests.support.browser import launch_chromium
@@ -170,6 +174,18 @@ def refused_share(work: Path, requests: int = 150) -> dict[str, float]:
                 return (sum(process.cpu_times()[:2]) - before) * 1000 / count
 
         refused = cpu_per_request("127.0.9.1", requests, 429)
+        # The same refusals, each on a fresh connection (a bot keeps none open).
+        fresh_ms = []
+        for n in range(60):
+            with httpx.Client(
+                transport=httpx.HTTPTransport(local_address="127.0.9.1"),
+                base_url=api.url,
+                timeout=30,
+            ) as http:
+                before = sum(process.cpu_times()[:2])
+                assert http.post("/v1/check", json=bodies[n]).status_code == 429
+                fresh_ms.append((sum(process.cpu_times()[:2]) - before) * 1000)
+        refused_fresh = statistics.mean(fresh_ms)
         # Admitted: a fresh address (and connection) per check, the network limit is 1 a day.
         transport_ms = []
         for n in range(40):
@@ -184,37 +200,26 @@ def refused_share(work: Path, requests: int = 150) -> dict[str, float]:
         admitted = statistics.mean(transport_ms)
     return {
         "refused_cpu_ms": round(refused, 3),
+        "refused_fresh_connection_cpu_ms": round(refused_fresh, 3),
         "admitted_cpu_ms": round(admitted, 2),
         "refused_share": round(refused / admitted, 4),
+        "refused_fresh_connection_share": round(refused_fresh / admitted, 4),
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--challenges", type=int, default=12)
-    parser.add_argument("--profile", default="standard", choices=sorted(PROFILES))
-    parser.add_argument("--index-profile", default="standard")
-    parser.add_argument("--min-solve-ms", type=int, default=1000)
-    parser.add_argument("--max-solve-ms", type=int, default=10_000)
-    parser.add_argument("--memory-kib", type=int, help="try another Argon2 memory cost")
-    args = parser.parse_args(argv)
-    profile = PROFILES[args.profile]
-    if args.memory_kib:
-        profile = type(profile)(profile.time_cost, args.memory_kib, profile.parallelism, 1.0)
+def measure_profile(
+    profile: PowProfile, count: int, index_profile: str, min_ms: int, max_ms: int
+) -> dict[str, Any]:
+    """Phone and attacker per attempt, side by side, and what that makes each step cost."""
     # Challenges with a known, mid-range counter: a solve then takes a known number of tries.
-    probe_steps = CostSteps(profile, 1, 1)
-    pow_ = ProofOfWork(probe_steps, 600, b"\x03" * 32)
-    challenges = [pow_.create(0, counter=7) for _ in range(args.challenges)]
+    probe = ProofOfWork(CostSteps(profile, 1, 1), 600, b"\x03" * 32)
+    challenges = [probe.create(0, counter=7) for _ in range(count)]
     browser = chromium_attempt_ms(challenges)
     native = native_attempt_ms(challenges)
     phone_ms = statistics.median(browser)
     native_ms = statistics.median(native)
-    measured = CostSteps(
-        type(profile)(profile.time_cost, profile.memory_kib, profile.parallelism, phone_ms),
-        args.min_solve_ms,
-        args.max_solve_ms,
-    )
-    server = server_ms(ProofOfWork(measured, 120, b"\x03" * 32), args.index_profile)
+    measured = CostSteps(replace(profile, attempt_ms=phone_ms), min_ms, max_ms)
+    server = server_ms(ProofOfWork(measured, 120, b"\x03" * 32), index_profile)
     per_check = server["make_challenge_ms"] + server["verify_ms"] + server["index_hash_ms"]
     steps = []
     for step in range(measured.top + 1):
@@ -227,13 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                 "attacker_core_s_per_answer": round(width / 2 * native_ms / 1000, 2),
             }
         )
-    with tempfile.TemporaryDirectory() as work:
-        refusal = refused_share(Path(work))
-    result = {
-        "profile": args.profile,
-        "refusal": refusal,
+    return {
         "argon2": {"t": profile.time_cost, "m_kib": profile.memory_kib, "p": profile.parallelism},
-        "chromium_throttle": THROTTLE,
         "phone_attempt_ms_median": round(phone_ms, 1),
         "phone_attempt_ms_all": [round(v, 1) for v in browser],
         "native_attempt_ms_median": round(native_ms, 2),
@@ -244,12 +244,58 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "steps": steps,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--challenges", type=int, default=12)
+    parser.add_argument("--profile", default="standard", choices=sorted(PROFILES))
+    parser.add_argument("--index-profile", default="standard")
+    parser.add_argument("--min-solve-ms", type=int, default=1000)
+    parser.add_argument("--max-solve-ms", type=int, default=8000)
+    parser.add_argument(
+        "--memory-kib",
+        type=lambda text: [int(v) for v in text.split(",")],
+        default=[],
+        help="other Argon2 memory costs to measure beside the profile, comma-separated",
+    )
+    parser.add_argument("--skip-refusal", action="store_true")
+    parser.add_argument(
+        "--refusal-only", action="store_true", help="only the refused/admitted CPU share"
+    )
+    args = parser.parse_args(argv)
+    base = PROFILES[args.profile]
+    candidates = {f"{args.profile} ({base.memory_kib // 1024} MiB)": base}
+    for memory in args.memory_kib:
+        candidates[f"m={memory // 1024} MiB"] = replace(base, memory_kib=memory, attempt_ms=1.0)
+    profiles = {
+        label: measure_profile(
+            profile, args.challenges, args.index_profile, args.min_solve_ms, args.max_solve_ms
+        )
+        for label, profile in ({} if args.refusal_only else candidates).items()
+    }
+    refusal = {}
+    if not args.skip_refusal:
+        with tempfile.TemporaryDirectory() as work:
+            refusal = refused_share(Path(work))
+    result = {
+        "profile": args.profile,
+        "chromium_throttle": THROTTLE,
+        "min_solve_ms": args.min_solve_ms,
+        "max_solve_ms": args.max_solve_ms,
+        "load_average": [round(v, 2) for v in os.getloadavg()],
+        "refusal": refusal,
+        "profiles": profiles,
+    }
     out = ROOT / "loadtests" / "results" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"pow-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2))
+    plot = ROOT / "docs" / "img" / "pow_cost_steps.png"
+    if profiles:
+        pow_cost_per_step({label: r["steps"] for label, r in profiles.items()}, plot)
     print(json.dumps(result, indent=2))
-    print(f"written to {path}")
+    print(f"written to {path}; plot {plot}")
     return 0
 
 

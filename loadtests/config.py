@@ -72,6 +72,14 @@ class LoadTestConfig:
     widget_optional: bool
     #: Clock slack (s) between Locust's send time and the server's arrival time.
     clock_slack_s: float
+    #: Distinct loopback source addresses the botnet uses (and must be seen using).
+    botnet_addresses: int
+    #: Share of one core the solving bots may spend on Argon2id (they pace themselves).
+    botnet_solve_share: float
+    #: Under the botnet, patients' check p95 must stay within floor + this margin.
+    botnet_p95_margin_ms: float
+    #: Share of patient checks that must be answered under the botnet and behind one address.
+    answered_share: float
     seed: int
     service: Settings
 
@@ -158,11 +166,19 @@ def load_config() -> LoadTestConfig:
         single_network_s=_float("SINGLE_NETWORK_S", 0) or min(20.0, _float("DURATION", 60) / 3),
         widget_optional=_flag("WIDGET_OPTIONAL"),
         clock_slack_s=_float("CLOCK_SLACK_S", 2),
+        botnet_addresses=int(_env("BOTNET_ADDRESSES", "2000")),
+        botnet_solve_share=_float("BOTNET_SOLVE_SHARE", 0.25),
+        botnet_p95_margin_ms=_float("BOTNET_P95_MARGIN_MS", 500),
+        answered_share=_float("ANSWERED_SHARE", 0.99),
         seed=int(_env("SEED", "2026")),
         service=Settings(),
     )
     if config.target_rate <= 0:
         raise ValueError("LOADTEST_TARGET_RATE must be positive")
+    if not 0 < config.botnet_solve_share <= 1:
+        raise ValueError("LOADTEST_BOTNET_SOLVE_SHARE must be in (0, 1]")
+    if config.botnet_addresses < 1:
+        raise ValueError("LOADTEST_BOTNET_ADDRESSES must be at least 1")
     if not 0 <= config.think_min_s <= config.think_max_s:
         raise ValueError("need 0 <= LOADTEST_THINK_MIN_S <= LOADTEST_THINK_MAX_S")
     return config

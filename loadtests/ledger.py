@@ -30,6 +30,14 @@ PATIENT_CHECK_NAME = "patient: POST /v1/check"
 LIST_ONE_NETWORK = "list_validation_one_network"
 LIST_MANY_NETWORKS = "list_validation_many_networks"
 NIR_COMPLETION = "nir_completion"
+#: The botnet's two halves: bots sending no proof of work, and bots solving each challenge.
+BOTNET_UNPROVEN = "botnet_unproven"
+BOTNET_SOLVING = "botnet_solving"
+#: Ledger key of attacks counted as a whole class (one ceiling), not per network.
+WHOLE_CLASS = "class"
+#: Cohorts of timed checks: the patients of the patient scenario, and those behind one address.
+PATIENTS = "patients"
+SHARED_ADDRESS = "shared_address"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +129,12 @@ class Ledger:
         self.attacks: dict[str, AttackLog] = defaultdict(AttackLog)
         self.patient_check_times: list[float] = []
         self.patient_outcomes: Counter[str] = Counter()
+        #: Per cohort, each check as [send time, milliseconds to the answer, answered (0/1)].
+        self.cohorts: dict[str, list[list[float]]] = defaultdict(list)
+        #: Per scenario, the distinct source addresses its requests came from.
+        self.sources: dict[str, set[str]] = defaultdict(set)
+        #: Per scenario, CPU seconds its clients spent solving proofs of work.
+        self.solve_cpu_s: dict[str, float] = defaultdict(float)
         self.spawn_complete: float | None = None
         #: When Locust stopped offering load (its run time was up): the steady window's end.
         self.load_ended: float | None = None
@@ -141,10 +155,24 @@ class Ledger:
                 log.admitted[key].append(at)
             return list(log.admitted.get(key, ()))
 
-    def patient_check(self, outcome: str, at: float) -> None:
+    def patient_check(self, outcome: str, at: float, elapsed_ms: float | None = None) -> None:
         with self._lock:
             self.patient_check_times.append(at)
             self.patient_outcomes[outcome] += 1
+        if elapsed_ms is not None:
+            self.cohort_check(PATIENTS, outcome == "ok", at, elapsed_ms)
+
+    def cohort_check(self, cohort: str, answered: bool, at: float, elapsed_ms: float) -> None:
+        with self._lock:
+            self.cohorts[cohort].append([at, round(elapsed_ms, 1), float(answered)])
+
+    def source(self, scenario: str, address: str) -> None:
+        with self._lock:
+            self.sources[scenario].add(address)
+
+    def solved(self, scenario: str, cpu_s: float) -> None:
+        with self._lock:
+            self.solve_cpu_s[scenario] += cpu_s
 
     def as_dict(self) -> dict[str, Any]:
         with self._lock:
@@ -156,6 +184,9 @@ class Ledger:
                     "pacing_s": self.patient_pacing_s,
                     "warmup_s": self.patient_warmup_s,
                 },
+                "cohorts": dict(self.cohorts),
+                "sources": {name: sorted(found) for name, found in self.sources.items()},
+                "solve_cpu_s": dict(self.solve_cpu_s),
                 "spawn_complete": self.spawn_complete,
                 "load_ended": self.load_ended,
                 "stopped": self.stopped,

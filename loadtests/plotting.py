@@ -117,3 +117,28 @@ def build_time_vs_records(
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     plt.close(fig)
+
+
+def pow_cost_per_step(profiles: Mapping[str, Steps], out: Path) -> None:
+    """Per cost step: the phone's median solve (s) and the attacker's core-seconds per
+    answer, one colour per proof-of-work profile; the issue's target of 1 core-s dashed."""
+    plt = _pyplot()
+    fig, (phone, attacker) = plt.subplots(1, 2, figsize=(10, 4.5), dpi=120)
+    for (label, steps), colour in zip(
+        profiles.items(), ("tab:blue", "tab:orange", "tab:green"), strict=False
+    ):
+        x = [s["step"] for s in steps]
+        phone.plot(x, [s["phone_median_solve_s"] for s in steps], "-o", color=colour, label=label)
+        attacker.plot(
+            x, [s["attacker_core_s_per_answer"] for s in steps], "-o", color=colour, label=label
+        )
+    phone.set_title("patient: median solve, Chromium CPU x4 (s)")
+    attacker.set_title("attacker: core-seconds per admitted answer")
+    attacker.axhline(1.0, color="red", lw=0.8, ls="--", label="target at the top step")
+    for ax in (phone, attacker):
+        ax.set_xlabel("cost step")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)

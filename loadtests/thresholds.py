@@ -10,7 +10,11 @@ Thresholds (see README.md, "Reading the results"):
 - practice pages: no error;
 - attackers: admitted requests never exceed the configured limits in any window
   (recounted here from the ledger), and each attack was actually refused at least
-  once (an attack too small to meet its limit proves nothing).
+  once (an attack too small to meet its limit proves nothing);
+- botnet (``botnet_verdicts``): it used its distinct source addresses; its unproven
+  bots got at most the unproven class's ceiling; patients' checks while it ran were
+  answered (>= 99 %) within floor + 500 ms at p95; patients behind one shared address
+  were answered (>= 99 %).
 
 No Locust import here: pytest imports this module.
 """
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import sys
 from collections.abc import Iterable
@@ -27,10 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.ledger import (
+    BOTNET_SOLVING,
+    BOTNET_UNPROVEN,
     PATIENT_CHECK_NAME,
+    PATIENTS,
+    SHARED_ADDRESS,
+    WHOLE_CLASS,
     AttackLog,
     Tier,
     breaches,
+    max_in_window,
     read_ledger,
 )
 from loadtests.scenarios.catalogue import attack_checks
@@ -49,6 +60,12 @@ class Criteria:
     #: Limit strings by ``Settings`` attribute, for every attack in the scenario catalogue.
     limits: dict[str, str]
     clock_slack_s: float
+    #: The unproven class's global ceiling (``SELFCHECK_GLOBAL_LIMIT``).
+    unproven_ceiling: str = "5/second"
+    #: Distinct source addresses the botnet must have used.
+    botnet_addresses: int = 2000
+    botnet_p95_margin_ms: float = 500
+    answered_share: float = 0.99
 
     @classmethod
     def from_environment(cls) -> Criteria:
@@ -65,6 +82,10 @@ class Criteria:
                 for check in attack_checks()
             },
             clock_slack_s=config.clock_slack_s,
+            unproven_ceiling=config.service.global_limit,
+            botnet_addresses=config.botnet_addresses,
+            botnet_p95_margin_ms=config.botnet_p95_margin_ms,
+            answered_share=config.answered_share,
         )
 
 
@@ -242,6 +263,7 @@ def evaluate(
                 check.must_be_refused,
             )
         )
+    verdicts += botnet_verdicts(ledger, attacks, criteria)
     unexpected = {
         f"{scenario}: {outcome} x{n}"
         for scenario, log in attacks.items()
@@ -256,6 +278,125 @@ def evaluate(
         )
     )
     return verdicts
+
+
+#: Window (client time) over which the unproven bots' admissions are compared with the ceiling.
+CEILING_WINDOW_S = 10.0
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))]
+
+
+def _answered(label: str, checks: list[list[float]], criteria: Criteria) -> tuple[bool, str]:
+    answered = sum(1 for c in checks if c[2])
+    share = answered / len(checks) if checks else 0.0
+    return (
+        bool(checks) and share >= criteria.answered_share,
+        f"{answered} of {len(checks)} {label} answered ({share:.1%})",
+    )
+
+
+def botnet_verdicts(
+    ledger: dict[str, Any], attacks: dict[str, AttackLog], criteria: Criteria
+) -> list[Verdict]:
+    """The botnet and shared-address thresholds (issue 10), from the ledger alone."""
+    verdicts: list[Verdict] = []
+    sources = ledger.get("sources", {})
+    used = set(sources.get(BOTNET_UNPROVEN, ())) | set(sources.get(BOTNET_SOLVING, ()))
+    # Each request comes from the next address: a run that sent fewer requests than the
+    # botnet has addresses cannot show them all (a short run): not judged, never failed.
+    sent = sum(
+        attacks.get(name, AttackLog()).attempts for name in (BOTNET_UNPROVEN, BOTNET_SOLVING)
+    )
+    threshold = f"botnet: at least {criteria.botnet_addresses} distinct source addresses"
+    measured = f"{len(used)} loopback addresses (each its own /24, the socket's peer)"
+    if sent < criteria.botnet_addresses:
+        verdicts.append(
+            Verdict(
+                threshold,
+                passed=True,
+                measured=f"not judged: {measured} over {sent} requests, too few to use them all",
+                judged=False,
+            )
+        )
+    else:
+        verdicts.append(
+            Verdict(
+                threshold,
+                passed=len(used) >= criteria.botnet_addresses,
+                measured=f"{measured} over {sent} requests",
+            )
+        )
+
+    # The ceiling's own window is too short to judge from client send times (clock slack):
+    # over CEILING_WINDOW_S, arrivals span at most the window plus the slack, which meets
+    # at most ceil(that / expiry) + 1 of the ceiling's windows, each admitting `amount`.
+    (ceiling,) = Tier.parse_many(criteria.unproven_ceiling)[:1]
+    span = CEILING_WINDOW_S + criteria.clock_slack_s
+    allowed = ceiling.amount * (math.ceil(span / ceiling.window_s) + 1)
+    log = attacks.get(BOTNET_UNPROVEN, AttackLog())
+    admitted = log.admitted.get(WHOLE_CLASS, [])
+    most = max_in_window(admitted, CEILING_WINDOW_S)
+    refused = log.outcomes.get("refused (429)", 0)
+    verdicts.append(
+        Verdict(
+            f"botnet, unproven bots: admitted <= the unproven ceiling ({ceiling}), and refused",
+            passed=most <= allowed and refused > 0,
+            measured=(
+                f"{log.attempts} attempts, {len(admitted)} admitted, {refused} refused; at most "
+                f"{most} admitted in {CEILING_WINDOW_S:g} s (allowed {allowed}: the ceiling "
+                f"over {span:g} s with the clock slack)"
+            ),
+        )
+    )
+
+    bot_times = [t for a in (BOTNET_UNPROVEN, BOTNET_SOLVING) for t in _sent(ledger, a)]
+    cohorts = ledger.get("cohorts", {})
+    start, end = (min(bot_times), max(bot_times)) if bot_times else (0.0, -1.0)
+    during = [c for c in cohorts.get(PATIENTS, []) if start <= c[0] <= end]
+    budget = criteria.floor_ms + criteria.botnet_p95_margin_ms
+    ok, measured = _answered("checks", during, criteria)
+    answered_ms = [c[1] for c in during if c[2]]
+    p95 = _percentile(answered_ms, 0.95) if answered_ms else float("inf")
+    verdicts.append(
+        Verdict(
+            f"patients under the botnet: >= {criteria.answered_share:.0%} answered, p95 <= "
+            f"floor + {criteria.botnet_p95_margin_ms:g} ms ({budget:g} ms; payloads pre-solved)",
+            passed=ok and p95 <= budget,
+            measured=f"{measured}, p95 {p95:.0f} ms",
+        )
+    )
+    shared = cohorts.get(SHARED_ADDRESS, [])
+    ok, measured = _answered("checks", shared, criteria)
+    verdicts.append(
+        Verdict(
+            f"patients behind one shared address: >= {criteria.answered_share:.0%} answered",
+            passed=ok,
+            measured=measured + " (each fetched a challenge, waited its solve time)",
+        )
+    )
+    return verdicts
+
+
+def _sent(ledger: dict[str, Any], scenario: str) -> list[float]:
+    """Send times of a botnet scenario's requests: its admitted ones, and its sources' span."""
+    admitted = ledger.get("attacks", {}).get(scenario, {}).get("admitted", {})
+    return [float(t) for times in admitted.values() for t in times]
+
+
+def botnet_cost_note(ledger: dict[str, Any]) -> str:
+    """What the solving bots paid: their CPU seconds per admitted answer."""
+    cpu = float(ledger.get("solve_cpu_s", {}).get(BOTNET_SOLVING, 0.0))
+    log = AttackLog.from_dict(ledger.get("attacks", {}).get(BOTNET_SOLVING, {}))
+    answers = sum(len(t) for t in log.admitted.values())
+    if not answers:
+        return ""
+    return (
+        f"Botnet, solving bots: {answers} answers for {cpu:.1f} CPU-seconds of Python "
+        f"(argon2-cffi) solving: {cpu / answers:.2f} core-s per admitted answer."
+    )
 
 
 def _server_floor_overruns(run_dir: Path) -> int:
@@ -274,7 +415,11 @@ def _result(verdict: Verdict) -> str:
 
 
 def render(
-    verdicts: list[Verdict], stats: dict[str, RequestStats], run_dir: Path, overruns: int
+    verdicts: list[Verdict],
+    stats: dict[str, RequestStats],
+    run_dir: Path,
+    overruns: int,
+    notes: Iterable[str] = (),
 ) -> str:
     passed = all(v.passed for v in verdicts)
     lines = [
@@ -293,6 +438,7 @@ def render(
         ),
         "",
         f"Server-side response-floor overruns (api.log): {overruns}",
+        *(f"\n{note}" for note in notes if note),
     ]
     conditions = run_dir / "conditions.txt"
     if conditions.exists():
@@ -327,14 +473,12 @@ def main(argv: list[str]) -> int:
         return 2
     run_dir = Path(argv[0])
     stats = read_stats(run_dir / STATS_FILE)
+    ledger = read_ledger(run_dir)
     verdicts = evaluate(
-        stats,
-        read_failures(run_dir / FAILURES_FILE),
-        read_ledger(run_dir),
-        Criteria.from_environment(),
+        stats, read_failures(run_dir / FAILURES_FILE), ledger, Criteria.from_environment()
     )
     overruns = _server_floor_overruns(run_dir)
-    text = render(verdicts, stats, run_dir, overruns)
+    text = render(verdicts, stats, run_dir, overruns, [botnet_cost_note(ledger)])
     (run_dir / "summary.md").write_text(text)
     (run_dir / "summary.json").write_text(
         json.dumps(

@@ -29,7 +29,6 @@ Strategy = Literal["moving-window", "sliding-window-counter", "fixed-window"]
 class Stage(enum.IntEnum):
     """When a bucket is counted."""
 
-    ISSUE = 0  # GET /v1/challenge
     JUNK = 1  # a refused body (413, 415, 422): its own cheap limit, nothing else
     NETWORK = 2  # the class's network tiers
     CEILING = 3  # the class's global ceiling: tested here, spent only when the hash runs
@@ -142,7 +141,6 @@ def bucket_table(settings: Settings) -> tuple[Bucket, ...]:
     v4_24, v6_48, v6_32 = _prefix(4, 24), _prefix(6, 48), _prefix(6, 32)
     nb = name_and_birth
     table = (
-        b("challenge", Stage.ISSUE, any_, subscriber, s.limits_challenge, sliding, "network"),
         b("junk", Stage.JUNK, any_, subscriber, s.limits_junk, sliding, "network"),
         # Unproven: small, exact (moving window) budgets on every tier, wide ones included.
         b("net", net, unproven, subscriber, s.limits_per_network, moving, "network"),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from app.admission.buckets import Admission, Stage, Subject
+from app.admission.buckets import Admission, Subject
 from app.admission.cost import CostControl
+from app.admission.issuance import IssuanceLimit
 from app.admission.pool import ChallengePool
 from app.admission.pow import PROFILES, CostSteps, ProofOfWork
 from app.rate_limit import RateLimits
@@ -18,10 +19,6 @@ from lookup_index import KeyMaterial
 POOL_MAX_AGE_FRACTION = 0.2
 
 
-class IssueRefused(Exception):
-    """The network asked for too many challenges (429)."""
-
-
 class PoolEmpty(Exception):
     """No challenge ready (503): the pool refills at its capped CPU share."""
 
@@ -30,6 +27,7 @@ class AdmissionDesk:
     def __init__(self, settings: Settings, limits: RateLimits, pepper: KeyMaterial) -> None:
         self.enabled = settings.pow == "on"
         self.limits = limits
+        self.issuance = IssuanceLimit(settings, limits.network_key)
         steps = CostSteps(
             PROFILES[settings.pow_profile], settings.pow_min_solve_ms, settings.pow_max_solve_ms
         )
@@ -55,8 +53,7 @@ class AdmissionDesk:
         return self.pow.steps.clamp(self.cost.update() + self.limits.network_step(subject))
 
     def issue(self, subject: Subject) -> dict[str, Any]:
-        if not self.limits.admit(Stage.ISSUE, Admission.ANY, subject):
-            raise IssueRefused
+        """A challenge from the pool (the issuance limit was checked by the route)."""
         challenge = self.pool.take(self.required_step(subject))
         if challenge is None:
             raise PoolEmpty

@@ -18,6 +18,12 @@ logger = logging.getLogger("app.pow")
 
 #: Steps other than the current one keep a few challenges ready for escalated networks.
 SPARE_PER_STEP = 2
+#: The current step keeps at least this many ready however calm it is (the pool size if
+#: smaller); beyond it, twice what was taken over the last ``max_age_s``. Challenges age
+#: out of the pool: a full pool nobody draws from would be remade every ``max_age_s``, CPU
+#: taken from the checks for nothing (in the load test, where patients pre-solve, most of
+#: the pool's work was that).
+MIN_READY = 8
 
 
 class ChallengePool:
@@ -41,14 +47,18 @@ class ChallengePool:
             collections.deque() for _ in range(top_step + 1)
         ]
         self._lock = threading.Lock()
+        #: When challenges were taken, over the last ``max_age_s``: the demand to meet.
+        self._taken: collections.deque[float] = collections.deque()
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def take(self, step: int) -> dict[str, Any] | None:
         """A fresh challenge of this step, or None when none is ready."""
-        horizon = time.monotonic() - self._max_age_s
+        now = time.monotonic()
+        horizon = now - self._max_age_s
         with self._lock:
+            self._taken.append(now)
             queue = self._queues[step]
             while queue:
                 created, challenge = queue.popleft()
@@ -62,8 +72,13 @@ class ChallengePool:
         with self._lock:
             return len(self._queues[step])
 
-    def _target(self, step: int) -> int:
-        return self._size if step == self._current_step() else min(self._size, SPARE_PER_STEP)
+    def _target(self, step: int, current: int, horizon: float) -> int:
+        """How many to keep ready (called holding the lock)."""
+        if step != current:
+            return min(self._size, SPARE_PER_STEP)
+        while self._taken and self._taken[0] < horizon:
+            self._taken.popleft()
+        return min(self._size, max(MIN_READY, 2 * len(self._taken)))
 
     def _most_needed(self) -> int | None:
         """The step furthest below its target (the current step first), or None when full."""
@@ -74,7 +89,7 @@ class ChallengePool:
             for step, queue in enumerate(self._queues):
                 while queue and queue[0][0] < horizon:
                     queue.popleft()
-                target = self._target(step)
+                target = self._target(step, current, horizon)
                 if len(queue) >= target:
                     continue
                 fill = len(queue) / target - (1.0 if step == current else 0.0)

@@ -47,6 +47,11 @@ PROFILES: dict[str, PowProfile] = {
     "test": PowProfile(time_cost=1, memory_kib=8, parallelism=1, attempt_ms=2.0),
     # attempt_ms: loadtests/bench_pow.py, median of 6 solves (docs/BENCHMARKS.md).
     "standard": PowProfile(time_cost=1, memory_kib=16_384, parallelism=1, attempt_ms=174.0),
+    # Twice the memory narrows the phone/attacker gap (x7.9 instead of x9.1): at least one
+    # attacker core-second per answer at an 8 s top step, for 2.6 index hashes of server
+    # CPU per admitted check instead of 1.4 (the pool makes each challenge with one
+    # Argon2id). docs/BENCHMARKS.md, "Proof of work".
+    "hardened": PowProfile(time_cost=1, memory_kib=32_768, parallelism=1, attempt_ms=551.0),
 }
 
 

@@ -6,10 +6,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
 from app.admission.buckets import Subject
-from app.admission.desk import IssueRefused, PoolEmpty
+from app.admission.desk import PoolEmpty
 from app.check_service import CheckService
 from app.client_address import client_ip
-from app.errors import NotFound, RateLimited, Unavailable
+from app.errors import NotFound, Unavailable
 from app.routes.paths import CHALLENGE_PATH
 from app.settings import Settings
 
@@ -22,11 +22,11 @@ def build_challenge_router(settings: Settings) -> APIRouter:
         service: CheckService = request.state.service
         if not service.desk.enabled:
             raise NotFound
+        # slowapi's per-network issuance limit (app/admission/issuance.py): 429 past it.
+        service.desk.issuance.check(request)
         subject = Subject(client_ip(request.scope, settings.trusted_proxies))
         try:
             issued = service.desk.issue(subject)
-        except IssueRefused:
-            raise RateLimited from None
         except PoolEmpty:
             raise Unavailable from None
         # Each challenge is good for one check: no cache may keep or share it.

@@ -67,6 +67,12 @@ SCENARIOS: tuple[Scenario, ...] = (
             AttackCheck(NIR_COMPLETION, "NIR completion", "limits_per_identity_unproven", "victim"),
         ),
     ),
+    # Judged as a whole (loadtests/thresholds.py, botnet_verdicts): the unproven bots against
+    # the unproven class's ceiling, the patients' answers and latency while it runs.
+    # 16 bots at one answer per floor offer ~60 checks/s: the 2,000 addresses in ~35 s.
+    Scenario("loadtests.scenarios.botnet:BotnetUnprovenBot", fixed_users=16),
+    Scenario("loadtests.scenarios.botnet:BotnetSolvingBot", fixed_users=2),
+    Scenario("loadtests.scenarios.shared_address:SharedAddressPatient", fixed_users=4),
 )
 
 

@@ -119,6 +119,7 @@ class PatientUser(FastHttpUser):
     def check(self, query: Query, headers: dict[str, str]) -> None:
         size = load_config().service.response_size
         sent = time.time()
+        started = time.perf_counter()
         response: Any
         with self.client.post(
             CHECK_PATH,
@@ -128,9 +129,10 @@ class PatientUser(FastHttpUser):
             name=PATIENT_CHECK_NAME,
             catch_response=True,
         ) as response:
+            elapsed_ms = (time.perf_counter() - started) * 1000
             outcome = judge(response.status_code, response.content or b"", query.expected, size)
             if outcome == "ok":
                 response.success()
             else:
                 response.failure(outcome)
-        ledger().patient_check(outcome, sent)
+        ledger().patient_check(outcome, sent, elapsed_ms)

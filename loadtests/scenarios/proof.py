@@ -34,15 +34,23 @@ def _cheap_kdf(parameters: altcha.ChallengeParameters, salt: bytes, password: by
     return hashlib.sha256(salt + password).digest()
 
 
-def presolved_payload() -> str:
-    """A fresh payload for step 0, accepted once; no Argon2 here nor on the API."""
+def presolved_payload(step: int = 0) -> str:
+    """A fresh payload for ``step``, accepted once; no Argon2 here nor on the API."""
     with _lock:
         issuer = _issuer()
-    counter = issuer.steps.counter_range(0) - 1
-    made = issuer.create(0, counter=counter, derive_key=_cheap_kdf)
+    counter = issuer.steps.counter_range(issuer.steps.clamp(step)) - 1
+    made = issuer.create(step, counter=counter, derive_key=_cheap_kdf)
     challenge = altcha.Challenge.from_dict(made)
     solution = altcha.solve_challenge(
         challenge, derive_key=_cheap_kdf, counter_start=counter, timeout=30
     )
     assert solution is not None
     return altcha.Payload(challenge, solution).to_base64()
+
+
+def phone_solve_s(step: int) -> float:
+    """The phone's median solve time at ``step`` (W/2 attempts of the profile's attempt_ms):
+    what a patient whose payload is pre-solved waits instead of solving."""
+    with _lock:
+        steps = _issuer().steps
+    return steps.counter_range(steps.clamp(step)) / 2 * steps.profile.attempt_ms / 1000

@@ -14,6 +14,7 @@ from typing import Any
 
 from app.settings import Settings
 from loadtests.config import load_config
+from loadtests.scenarios.catalogue import fixed_users
 from loadtests.thresholds import Criteria, Verdict, evaluate
 
 SPAWN_RATE = 50.0
@@ -32,13 +33,15 @@ def simulated_run(
     config = replace(
         load_config(), target_rate=target_rate, think_min_s=think[0], think_max_s=think[1]
     )
-    users = config.suggested_users()
+    # The fixed users (attackers, bots, practice pages) spawn first and make no patient check.
+    fixed = fixed_users()
+    users = config.suggested_users() - fixed
     pacing = config.patient_pacing_s(users)
     rng = random.Random(seed)
     floor_s = config.floor_ms / 1000
     times: list[float] = []
     for user in range(users):
-        journey = user / SPAWN_RATE + rng.uniform(0, pacing)
+        journey = (fixed + user) / SPAWN_RATE + rng.uniform(0, pacing)
         while journey < duration_s:
             check = journey + rng.uniform(0.2, 0.8) + rng.uniform(*think)
             times.append(check)
@@ -48,7 +51,7 @@ def simulated_run(
     # After the run time, users finish the journey in progress (its second check), if quick.
     stopped = duration_s + min(STOP_TIMEOUT_S, config.journey_max_s)
     return {
-        "spawn_complete": users / SPAWN_RATE,
+        "spawn_complete": (fixed + users) / SPAWN_RATE,
         "load_ended": duration_s if load_ended else None,
         "stopped": stopped,
         "patients": {

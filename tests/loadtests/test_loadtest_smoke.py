@@ -50,8 +50,12 @@ TARGET_RATE = 15
 #: Latency is the full run's and the benchmarks' business, not the test suite's (it runs
 #: on shared CI cores): here it gets a wide margin, correctness and rate none.
 SMOKE_P99_MARGIN_MS = 1000
+#: The botnet, scaled to 15 s: few enough addresses that each meets its network limit.
+SMOKE_BOTNET_ADDRESSES = 60
 SMOKE_ENV = {
     "LOADTEST_P99_MARGIN_MS": str(SMOKE_P99_MARGIN_MS),
+    "LOADTEST_BOTNET_P95_MARGIN_MS": str(SMOKE_P99_MARGIN_MS),
+    "LOADTEST_BOTNET_ADDRESSES": str(SMOKE_BOTNET_ADDRESSES),
     # The cheap proof-of-work profile: the pool's refills stay off the shared cores.
     "SELFCHECK_POW_PROFILE": "test",
     # The attackers share the unproven class's small global ceiling and /24 tier: lifted
@@ -168,6 +172,9 @@ def test_the_judge_fails_the_same_run_against_stricter_criteria(smoke_run: dict[
             "limits_per_identity_unproven": defaults.limits_per_identity_unproven,
         },
         clock_slack_s=2,
+        unproven_ceiling=SMOKE_ENV["SELFCHECK_GLOBAL_LIMIT"],
+        botnet_addresses=SMOKE_BOTNET_ADDRESSES,
+        botnet_p95_margin_ms=SMOKE_P99_MARGIN_MS,
     )
     assert all(v.passed for v in evaluate(stats, failures, ledger, actual))
 
@@ -176,6 +183,9 @@ def test_the_judge_fails_the_same_run_against_stricter_criteria(smoke_run: dict[
         limits={"limits_per_network": "2/minute", "limits_per_identity_unproven": "2/day"},
         floor_ms=100,
         p99_margin_ms=0,
+        unproven_ceiling="1/minute",
+        botnet_addresses=SMOKE_BOTNET_ADDRESSES + 1,
+        botnet_p95_margin_ms=0,
     )
     failed = {
         v.threshold.split(":")[0]
@@ -187,6 +197,9 @@ def test_the_judge_fails_the_same_run_against_stricter_criteria(smoke_run: dict[
         "list validation from one network",
         "list validation from many networks",
         "NIR completion",
+        "botnet",
+        "botnet, unproven bots",
+        "patients under the botnet",
     }
     # Too short to judge a rate is too short whatever the target: never a failure.
     unreachable = replace(actual, target_rate=500)
