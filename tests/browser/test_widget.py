@@ -676,10 +676,12 @@ def test_keyboard_only_flow(site: Site, tab: Tab, not_found: Probe) -> None:
     page.keyboard.type(compact(not_found.nir))
     expect(frame.locator("#nir")).to_have_value(stdnum_nir.format(compact(not_found.nir)))
     year, month, day = not_found.birth_date.split("-")
-    for field_id, value in (("day", day), ("month", month), ("year", year), ("name", "")):
+    fields = [("day", day), ("month", month), ("year", year), ("unknown-date", None)]
+    for field_id, value in (*fields, ("name", "")):
         page.keyboard.press("Tab")
         assert active_id(frame) == field_id
-        page.keyboard.type(value or not_found.last_name)
+        if value is not None:  # the "I don't know my day or month" box stays unticked
+            page.keyboard.type(value or not_found.last_name)
     page.keyboard.press("Tab")
     assert active_id(frame) == "submit"
     assert focus_ring(frame)
