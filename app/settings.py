@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     # The proven class: an allowance per address big enough for a carrier NAT.
     limits_per_address_proven: str = "120/minute;2000/hour;10000/day"
     limits_per_identity: str = "10/day"
+    #: Per NIR's first 10 characters (sex, year, month, place), both classes: caps
+    #: completing a victim's NIR over its ~999 order numbers whatever names are rotated.
+    limits_per_nir_prefix: str = "60/day"
     #: Sized to the Argon2 capacity of the whole deployment.
     global_limit_proven: str = "40/second"
     #: Refused bodies (413, 415, 422), per IPv4 address or IPv6 /64: never a global budget.
@@ -184,6 +187,7 @@ class Settings(BaseSettings):
         "global_limit",
         "limits_per_address_proven",
         "limits_per_identity",
+        "limits_per_nir_prefix",
         "global_limit_proven",
         "limits_junk",
         "limits_challenge",

@@ -62,6 +62,7 @@ CHECK_NAME = "capacity: POST /v1/check"
 #: Limits that never trip during the measurement (see the module docstring).
 BENCH_LIMITS = {
     "SELFCHECK_LIMITS_PER_IDENTITY": "1000000/day",
+    "SELFCHECK_LIMITS_PER_NIR_PREFIX": "1000000/day",
     "SELFCHECK_GLOBAL_LIMIT": "10000/second",
 }
 

@@ -21,6 +21,7 @@ from lookup_index.exceptions import (
 from lookup_index.key_backend import FileKeyBackend, KeyBackend, KeyMaterial
 from lookup_index.keyed_hash import KeyedHasher, derive_subkey, key_check_value
 from lookup_index.normalise import (
+    BirthDate,
     Identity,
     canonical_identity,
     nir_matches_birth_date,
@@ -40,6 +41,7 @@ __all__ = [
     "STANDARD",
     "TEST",
     "Argon2Profile",
+    "BirthDate",
     "FileKeyBackend",
     "Identity",
     "IndexChecksumError",

@@ -44,7 +44,7 @@ from lookup_index.keyed_hash import (
 )
 from lookup_index.profiles import DEFAULT_PROFILE, Argon2Profile
 from lookup_index.reader import IndexReader
-from lookup_index.row_stretching import BIRTH_NAME, USAGE_NAME, StretchedChunk
+from lookup_index.row_stretching import BIRTH_NAME, KIND_CODES, USAGE_NAME, StretchedChunk
 from lookup_index.signing import signature_trailer
 from lookup_index.work_dir import ChunkStore, SealedChunk, WorkDir, WorkDirError
 
@@ -81,6 +81,9 @@ class BuildOptions:
     cluster: ClusterOptions | None = None
     #: Sign the index (Ed25519 trailer) with this key; None writes an unsigned index.
     signing_key: Ed25519PrivateKey | None = field(default=None, repr=False)
+    #: Percent of rows that may be rejected before the build stops without an index: a
+    #: wrong column or date format must not go live as an index with holes.
+    max_reject_rate: float = 1.0
 
     @property
     def rejects_path(self) -> Path:
@@ -95,6 +98,8 @@ class BuildSummary:
     distinct_records: int = 0
     duplicates: int = 0
     usage_name_keys: int = 0
+    #: Keys hashed per variant kind (birth_name, usage_name, particles_glued, name_part).
+    variant_keys: dict[str, int] = field(default_factory=dict)
     nir_birth_date_mismatch: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     chunks: int = 0
@@ -106,6 +111,18 @@ class BuildSummary:
     #: together (the benchmark splits CPU per process for a fair Argon2 share).
     hashing_seconds: float = 0.0
     file_size: int = 0
+
+    @property
+    def rejected_percent(self) -> float:
+        return 100 * sum(self.rejected.values()) / self.rows_read if self.rows_read else 0.0
+
+    def rejects_by_reason(self) -> str:
+        """``birth_date 12 (2.40%), nir_key 1 (0.20%)``: reason codes and shares, no values."""
+        rows = max(self.rows_read, 1)
+        return ", ".join(
+            f"{reason} {count} ({100 * count / rows:.2f}%)"
+            for reason, count in self.rejected.most_common()
+        )
 
     @property
     def rows_per_second(self) -> float:
@@ -122,6 +139,7 @@ class BuildSummary:
             "distinct_records": self.distinct_records,
             "keys_hashed": self.keys_hashed,
             "usage_name_keys": self.usage_name_keys,
+            "variant_keys": dict(self.variant_keys),
             "duplicates_merged": self.duplicates,
             "rejected": dict(sorted(self.rejected.items())),
             "rejected_total": sum(self.rejected.values()),
@@ -134,6 +152,10 @@ class BuildSummary:
             "rows_per_second": round(self.rows_per_second, 1),
             "file_size": self.file_size,
         }
+
+
+class RejectRateExceeded(LookupIndexError):
+    """More rows were rejected than ``--max-reject-rate`` allows; no index was written."""
 
 
 class _Rejects:
@@ -155,6 +177,7 @@ class _Rejects:
         os.replace(self._tmp, self.target)
 
     def discard(self) -> None:
+        # After a commit the temporary file is gone and the report stays.
         self._file.close()
         self._tmp.unlink(missing_ok=True)
 
@@ -353,14 +376,23 @@ def _write(
     """Merge the chunks in input order, write the index and its rejects, read it back."""
     rejects = _Rejects(options.rejects_path)
     try:
-        digests, values, primary = _merge_chunks(store, summary, rejects)
+        digests, values, kinds = _merge_chunks(store, summary, rejects)
+        if summary.rejected_percent > options.max_reject_rate:
+            raise RejectRateExceeded(
+                f"{summary.rejected_percent:.2f}% of {summary.rows_read} rows rejected, over "
+                f"--max-reject-rate {options.max_reject_rate:g}% ({summary.rejects_by_reason()});"
+                " check the column mapping and date format; no index written"
+            )
+        primary = kinds == KIND_CODES[BIRTH_NAME]
         if len(digests) == 0:
             raise LookupIndexError("no valid row in the input: nothing to index")
         unique_digests, unique_values = _merge_duplicates(digests, values)
         summary.keys_hashed = len(digests)
         summary.indexed_keys = len(unique_digests)
         summary.duplicates = len(digests) - len(unique_digests)
-        summary.usage_name_keys = int(np.count_nonzero(~primary))
+        counts = np.bincount(kinds, minlength=len(KIND_CODES))
+        summary.variant_keys = {kind: int(counts[code]) for kind, code in KIND_CODES.items()}
+        summary.usage_name_keys = summary.variant_keys[USAGE_NAME]
         summary.distinct_records = _count_distinct(digests[primary])
         header = IndexHeader(
             profile=options.profile,
@@ -374,10 +406,7 @@ def _write(
             created_at=datetime.now(UTC).replace(microsecond=0).isoformat(),
             build_id=manifest.build_id,
             records=summary.distinct_records,
-            variant_keys={
-                BIRTH_NAME: summary.keys_hashed - summary.usage_name_keys,
-                USAGE_NAME: summary.usage_name_keys,
-            },
+            variant_keys=dict(summary.variant_keys),
         )
         signing_key = options.signing_key
         sign = None if signing_key is None else partial(signature_trailer, signing_key)
@@ -397,7 +426,7 @@ def _write(
 
 def _merge_chunks(
     store: ChunkStore, summary: BuildSummary, rejects: _Rejects
-) -> tuple[DigestArray, ValueArray, np.ndarray[Any, np.dtype[np.bool_]]]:
+) -> tuple[DigestArray, ValueArray, np.ndarray[Any, np.dtype[np.uint8]]]:
     digests: list[bytes] = []
     masks: list[bytes] = []
     primary: list[bytes] = []
@@ -416,7 +445,7 @@ def _merge_chunks(
     return (
         np.frombuffer(b"".join(digests), dtype=f"S{DIGEST_SIZE}"),
         np.frombuffer(b"".join(masks), dtype=np.uint8),
-        np.frombuffer(b"".join(primary), dtype=np.uint8).astype(np.bool_),
+        np.frombuffer(b"".join(primary), dtype=np.uint8),
     )
 
 

@@ -1,4 +1,4 @@
-"""``lookup-index``: keygen, generate, build, info, verify, check, key import|destroy.
+"""``lookup-index``: keygen, generate, build, info, verify, check, recall, key import|destroy.
 
 Every failure is one line on stderr and a non-zero exit, never a traceback.
 """
@@ -37,6 +37,7 @@ EXIT_ERROR = 1
 #: Modules of the ``[build]`` extra, which an API host does not install.
 BUILD_EXTRA_MODULES = frozenset({"faker", "rich", "dask", "distributed"})
 EXIT_INVALID_INPUT = 2
+EXIT_TARGETS_MISSED = 3
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -60,11 +61,20 @@ def _generate(args: argparse.Namespace) -> int:
     # Imported here: Faker takes ~0.2 s to load, which `check` and `info` need not pay.
     from lookup_index.generator import generate
 
-    summary = generate(args.rows, args.seed, args.out, args.probes, args.probe_count)
+    summary = generate(
+        args.rows,
+        args.seed,
+        args.out,
+        args.probes,
+        args.probe_count,
+        args.variants,
+        args.variant_records,
+    )
     print(
         f"wrote {summary.rows} rows to {args.out} ({summary.invalid_rows} invalid, "
         f"{summary.children} children under a parent's NIR, {summary.usage_names} usage names)"
         + (f"; {summary.probes} probes to {args.probes}" if args.probes else "")
+        + (f"; {summary.typings} typings to {args.variants}" if args.variants else "")
     )
     return 0
 
@@ -108,6 +118,11 @@ def _print_summary(summary: BuildSummary, out: Path, rejects: Path) -> None:
     print(f"built {out}")
     for key, value in data.items():
         print(f"  {key}: {value}")
+    rejected = sum(summary.rejected.values())
+    print(
+        f"  rejects: {rejected} of {summary.rows_read} rows ({summary.rejected_percent:.2f}%)"
+        + (f": {summary.rejects_by_reason()}" if rejected else "")
+    )
     print(f"  rejects report: {rejects}")
 
 
@@ -185,6 +200,7 @@ def _build_with(args: argparse.Namespace, key: KeyBackend) -> int:
         salt=salt,
         cluster=_cluster(args),
         signing_key=None if args.signing_key is None else load_signing_key(args.signing_key),
+        max_reject_rate=args.max_reject_rate,
     )
     size = args.input.stat().st_size if args.input.is_file() else 0
     update, stop = _progress_bar(sys.stderr.isatty() and not args.quiet, size)
@@ -233,6 +249,32 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recall(args: argparse.Namespace) -> int:
+    from lookup_index.recall import format_report, measure_recall
+
+    key = open_key(args)
+    try:
+        report = measure_recall(args.index, key, args.variants)
+    finally:
+        key.close()
+    print(json.dumps(report.as_dict(), indent=2) if args.json else format_report(report))
+    failures = report.failures()
+    if args.enforce_targets and failures:
+        print("lookup-index: recall targets missed: " + "; ".join(failures), file=sys.stderr)
+        return EXIT_TARGETS_MISSED
+    return 0
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError("must be a percentage from 0 to 100")
+    return value
+
+
 def _non_negative(text: str) -> int:
     try:
         value = int(text)
@@ -276,6 +318,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--probes", type=Path, help="probes CSV to write (queries + expected answers)")
     p.add_argument(
         "--probe-count", type=int, help="affected probes to draw (default: min(rows, 2000))"
+    )
+    p.add_argument(
+        "--variants",
+        type=Path,
+        help="typings CSV to write: how patients type sampled records, and near misses",
+    )
+    p.add_argument(
+        "--variant-records",
+        type=_non_negative,
+        help="records whose typings to write (default: min(rows, 2000))",
     )
     p.set_defaults(func=_generate)
 
@@ -332,6 +384,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--encoding", default="utf-8-sig", help="input encoding (default: UTF-8, BOM ok)"
     )
+    p.add_argument(
+        "--max-reject-rate",
+        type=_percent,
+        default=1.0,
+        metavar="PERCENT",
+        help="stop without an index when more rows than this are rejected (default: 1)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_build)
 
@@ -353,9 +412,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=Path, required=True)
     add_key_source_options(p)
     p.add_argument("--nir", required=True)
-    p.add_argument("--birth-date", required=True, help="YYYY-MM-DD")
+    p.add_argument("--birth-date", required=True, help="YYYY-MM-DD; 00 for an unknown day or month")
     p.add_argument("--last-name", required=True)
     p.set_defaults(func=_check)
+
+    p = sub.add_parser("recall", help="measure recall and false matches on a typings file")
+    p.add_argument("--index", type=Path, required=True)
+    add_key_source_options(p)
+    p.add_argument("--variants", type=Path, required=True, help="from generate --variants")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--enforce-targets",
+        action="store_true",
+        help="exit 3 when recall < 99.5%%, a kind < 98%% or any false match",
+    )
+    p.set_defaults(func=_recall)
 
     add_key_commands(sub)
     return parser

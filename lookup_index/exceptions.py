@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-Reason = Literal["nir_format", "nir_key", "nir_range", "birth_date", "last_name"]
-REASONS: tuple[Reason, ...] = ("nir_format", "nir_key", "nir_range", "birth_date", "last_name")
+Reason = Literal[
+    "nir_format", "nir_key", "nir_range", "birth_date", "birth_date_two_digit_year", "last_name"
+]
+REASONS: tuple[Reason, ...] = (
+    "nir_format", "nir_key", "nir_range", "birth_date", "birth_date_two_digit_year", "last_name"
+)  # fmt: skip
 
 
 class LookupIndexError(Exception):

@@ -22,6 +22,7 @@ from stdnum.fr import nir as stdnum_nir
 from lookup_index.categories import CATEGORIES, DEFAULT_INCIDENT_CATEGORIES, mask_of, names_of
 from lookup_index.exceptions import InvalidIdentity, LookupIndexError
 from lookup_index.normalise import Identity, canonical_identity
+from lookup_index.patient_typings import Patient, Surname, Typing, TypingWriter, write_typings
 
 #: Fixed so a seed gives the same file whatever day it runs.
 LATEST_BIRTH_DATE = date(2025, 12, 31)
@@ -33,6 +34,25 @@ _OVERSEAS = ("971", "972", "973", "974", "976")
 # Germany, Belgium, Senegal, Vietnam, Turkey, United Kingdom.
 _COUNTRIES = ("352", "350", "351", "139", "134", "127", "109", "131", "341", "243", "208", "132")
 _EXTRA_CATEGORIES = ("contact", "address", "phone", "email", "clinical_notes")
+# Names Faker's French list lacks but French registers hold: particles, apostrophes,
+# foreign-born patients' diacritics, ligatures (issue 14: the gaps exact matching had).
+_PARTICLE_NAMES = {
+    "de": ("Gaulle", "Villiers", "Montfort", "Rochefort", "Vigny", "Saint-Exupéry", "Broglie"),
+    "de la": ("Fontaine", "Rochefoucauld", "Tour", "Motte", "Haye", "Rivière"),
+    "d'": ("Almeida", "Arcy", "Aubigné", "Artois", "Estienne", "Orléans", "Hérouville"),
+    "du": ("Pont", "Bois", "Bellay", "Moulin", "Plessis", "Châtelet"),
+    "des": ("Champs", "Rosiers", "Granges", "Cars", "Essarts"),
+    "le": ("Goff", "Gall", "Bihan", "Roux", "Floch", "Brun", "Corre"),
+    "la": ("Fontaine", "Porte", "Rue", "Salle", "Croix"),
+}
+_APOSTROPHE_NAMES = ("N'Diaye", "N'Guessan", "N'Dour", "M'Bappé", "M'Bow", "N'Doye", "O'Neill")
+_FOREIGN_NAMES = (
+    "Müller", "Schröder", "Köhler", "Jäger", "Günther", "Strauß", "Bäcker", "Löwe", "Krüger",
+    "Muñoz", "Peña", "Núñez", "Gonçalves", "Simões", "Magalhães", "Conceição", "Şahin",
+    "Yılmaz", "Doğan", "Öztürk", "Nguyễn", "Trần", "Phạm", "Lê", "Łukasiewicz", "Dvořák",
+)  # fmt: skip
+_LIGATURE_NAMES = ("Lœuillet", "Cœurdevey", "Bœuf", "Vœux", "Lætitia", "Cæsar")
+_UMLAUTS = {"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "AE", "Ö": "OE", "Ü": "UE"}
 
 
 @dataclass(slots=True)
@@ -43,6 +63,24 @@ class _Person:
     usage_name: str
     mask: int
     categories: str  # as exported (empty: the incident default)
+    surname: Surname
+    usage: Surname | None = None
+    #: 0: the date is known; 1: the day is unknown; 2: the day and month are unknown.
+    unknown: int = 0
+
+    @property
+    def iso(self) -> str:
+        """The birth date as recorded, ``00`` for what the person's papers do not know."""
+        if self.unknown == 2:
+            return f"{self.born.year:04d}-00-00"
+        if self.unknown == 1:
+            return f"{self.born.year:04d}-{self.born.month:02d}-00"
+        return self.born.isoformat()
+
+    def patient(self) -> Patient:
+        month = 0 if self.unknown == 2 else self.born.month
+        day = 0 if self.unknown else self.born.day
+        return Patient(self.nir, self.born.year, month, day, self.surname, self.usage)
 
 
 def _strip_accents(text: str) -> str:
@@ -61,11 +99,25 @@ class SyntheticPopulation:
         span = (LATEST_BIRTH_DATE - earliest).days
         return earliest + timedelta(days=self.rng.randrange(span))
 
-    def last_name(self) -> str:
+    def surname(self) -> Surname:
+        r = self.rng.random()
+        if r < 0.05:
+            particle = self.rng.choice(sorted(_PARTICLE_NAMES))
+            return Surname(particle, (self.rng.choice(_PARTICLE_NAMES[particle]),))
+        if r < 0.07:
+            return Surname("", (self.rng.choice(_APOSTROPHE_NAMES),))
+        if r < 0.11:
+            return Surname("", (self.rng.choice(_FOREIGN_NAMES),))
+        if r < 0.12:
+            return Surname("", (self.rng.choice(_LIGATURE_NAMES),))
         name: str = self._faker.last_name()
-        if self.rng.random() < 0.04:
-            name = f"{name}-{self._faker.last_name()}"
-        return name
+        if self.rng.random() < 0.07:
+            joiner = "-" if self.rng.random() < 0.7 else " "
+            return Surname("", (name, self._faker.last_name()), joiner)
+        return Surname("", (name,))
+
+    def last_name(self) -> str:
+        return self.surname().written()
 
     def _place(self) -> str:
         r = self.rng.random()
@@ -78,9 +130,11 @@ class SyntheticPopulation:
         department = self.rng.choice([d for d in range(1, 96) if d != 20])
         return f"{department:02d}{self.rng.randint(1, 900):03d}"
 
-    def nir(self, sex: int, born: date) -> str:
+    def nir(self, sex: int, born: date, month_unknown: bool = False) -> str:
         r = self.rng.random()
-        if r < 0.01:
+        if month_unknown:
+            month = self.rng.choice((20, 30, 50, 99))  # unknown by construction
+        elif r < 0.01:
             month = self.rng.choice((20, 50, 99))  # month unknown at registration
         elif r < 0.015:
             month = born.month + 30  # the "31-42" convention for some registrations
@@ -88,16 +142,20 @@ class SyntheticPopulation:
             month = born.month
         sex_digit = sex if self.rng.random() > 0.01 else sex + 6  # 7/8: temporary numbers
         order = self.rng.randint(1, 999)
-        body = f"{sex_digit}{born.year % 100:02d}{month:02d}{self._place()}{order:03d}"
+        place = "99" + self.rng.choice(_COUNTRIES) if month_unknown else self._place()
+        body = f"{sex_digit}{born.year % 100:02d}{month:02d}{place}{order:03d}"
         return body + stdnum_nir.calc_check_digits(body)
 
     def person(self) -> _Person:
         sex = self.rng.choice((1, 2))
         born = self.birth_date()
-        last_name = self.last_name()
-        usage_name = ""
+        surname = self.surname()
+        usage: Surname | None = None
         if sex == 2 and self.rng.random() < 0.15 and born < date(2000, 1, 1):
-            usage_name = self.last_name()
+            usage = self.surname()
+        # Born abroad with papers that lack the day (or day and month): about 2 % of records.
+        r = self.rng.random()
+        unknown = 2 if r < 0.012 else 1 if r < 0.02 else 0
         categories = ""
         if self.rng.random() < 0.2:
             chosen = {*DEFAULT_INCIDENT_CATEGORIES, *self.rng.sample(_EXTRA_CATEGORIES, 2)}
@@ -105,24 +163,51 @@ class SyntheticPopulation:
         mask = (
             mask_of(categories.split(";")) if categories else mask_of(DEFAULT_INCIDENT_CATEGORIES)
         )
-        return _Person(self.nir(sex, born), born, last_name, usage_name, mask, categories)
+        return _Person(
+            self.nir(sex, born, month_unknown=unknown == 2),
+            born,
+            surname.written(),
+            usage.written() if usage else "",
+            mask,
+            categories,
+            surname,
+            usage,
+            unknown,
+        )
 
     def child_of(self, parent: _Person) -> _Person:
         """A child recorded under the insured parent's NIR and family name."""
         earliest = min(date(parent.born.year + 18, 1, 1), LATEST_BIRTH_DATE - timedelta(days=400))
         born = self.birth_date(max(earliest, date(2000, 1, 1)))
-        return _Person(parent.nir, born, parent.last_name, "", parent.mask, parent.categories)
+        return _Person(
+            parent.nir, born, parent.last_name, "", parent.mask, parent.categories, parent.surname
+        )
 
     # --- export noise -------------------------------------------------------------
     def noisy_nir(self, nir: str) -> str:
         r = self.rng.random()
+        groups = (nir[0], nir[1:3], nir[3:5], nir[5:7], nir[7:10], nir[10:13], nir[13:])
         if r < 0.3:
-            return " ".join((nir[0], nir[1:3], nir[3:5], nir[5:7], nir[7:10], nir[10:13], nir[13:]))
+            return " ".join(groups)
         if r < 0.35:
             return ".".join((nir[:5], nir[5:10], nir[10:13], nir[13:]))
         if r < 0.4:
             return nir.lower()
+        if r < 0.43:
+            return "\u2013".join(groups)  # en dash, as word processors turn a hyphen
+        if r < 0.45:
+            return "\u00a0".join(groups)  # no-break spaces from a spreadsheet
         return nir
+
+    def export_name(self, surname: Surname) -> str:
+        """How a practice recorded a name: sometimes without the "de" of "de la", or with
+        umlauts transliterated; then the casing and accent noise of :meth:`noisy_name`."""
+        name = surname.written()
+        if surname.particle == "de la" and self.rng.random() < 0.1:
+            name = name[3:]  # LA FONTAINE: the "de" lost at registration
+        if any(c in _UMLAUTS for c in name) and self.rng.random() < 0.2:
+            name = "".join(_UMLAUTS.get(c, c) for c in name)
+        return self.noisy_name(name)
 
     def noisy_name(self, name: str) -> str:
         r = self.rng.random()
@@ -136,8 +221,19 @@ class SyntheticPopulation:
             name = name.replace("-", " ")
         return name
 
-    def noisy_date(self, born: date) -> str:
-        return born.strftime("%d/%m/%Y") if self.rng.random() < 0.4 else born.isoformat()
+    def noisy_date(self, person: _Person) -> str:
+        """The export spellings of a date: ISO, DD/MM/YYYY, D/M/YYYY, a midnight time."""
+        year, month, day = (int(p) for p in person.iso.split("-"))
+        r = self.rng.random()
+        if r < 0.35:
+            text = f"{day:02d}/{month:02d}/{year:04d}"
+        elif r < 0.45:
+            text = f"{day}/{month}/{year:04d}"
+        else:
+            text = person.iso
+        if self.rng.random() < 0.1:
+            text += " 00:00:00"
+        return text
 
     def invalid_row(self) -> tuple[dict[str, str], str]:
         """A row an export really contains and the builder must reject, with its reason."""
@@ -168,8 +264,8 @@ class SyntheticPopulation:
         return base, "last_name"
 
 
-def _identity(nir: str, born: date, name: str) -> Identity:
-    return canonical_identity(nir, born.isoformat(), name, today=LATEST_BIRTH_DATE)
+def _identity(nir: str, born: str, name: str) -> Identity:
+    return canonical_identity(nir, born, name, today=LATEST_BIRTH_DATE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +275,7 @@ class GenerateSummary:
     children: int
     usage_names: int
     probes: int
+    typings: int = 0
 
 
 def generate(
@@ -187,14 +284,23 @@ def generate(
     out: Path,
     probes_out: Path | None = None,
     probes: int | None = None,
+    variants_out: Path | None = None,
+    variant_records: int | None = None,
 ) -> GenerateSummary:
-    """Write an export of ``rows`` rows and, optionally, a probes file with expected answers."""
+    """Write an export of ``rows`` rows and, optionally, a probes file with expected answers
+    and a variants file: how the patients of ``variant_records`` records type themselves,
+    and near misses (``lookup-index recall``)."""
     if rows < 1:
         raise LookupIndexError("--rows must be at least 1")
     population = SyntheticPopulation(seed)
     index: dict[bytes, int] = {}  # canonical -> merged mask, to derive probe answers
+    # (NIR body, date as recorded) of every record: a near miss must not be a real record.
+    recorded: set[tuple[str, str]] = set()
     sample: list[_Person] = []
     sample_size = probes if probes is not None else min(rows, 2000)
+    typed: list[_Person] = []
+    typed_size = variant_records if variant_records is not None else min(rows, 2000)
+    typed_rng = random.Random(seed ^ 0x7E57)
     adults: list[_Person] = []
     counts = {"invalid": 0, "children": 0, "usage": 0}
     rng = random.Random(seed ^ 0x5EED)
@@ -209,19 +315,24 @@ def generate(
                     writer.writerow([row[0][c] for c in EXPORT_COLUMNS])
                     continue
                 for name in filter(None, (row.last_name, row.usage_name)):
-                    key = _identity(row.nir, row.born, name).canonical()
+                    key = _identity(row.nir, row.iso, name).canonical()
                     index[key] = index.get(key, 0) | row.mask
+                recorded.add((row.nir[:13], row.iso))
                 seen += 1
                 if len(sample) < sample_size:
                     sample.append(row)
                 elif (j := rng.randrange(seen)) < sample_size:
                     sample[j] = row  # reservoir sampling: probes spread over the whole file
+                if len(typed) < typed_size:
+                    typed.append(row)
+                elif (j := typed_rng.randrange(seen)) < typed_size:
+                    typed[j] = row
                 writer.writerow(
                     (
                         population.noisy_nir(row.nir),
-                        population.noisy_date(row.born),
-                        population.noisy_name(row.last_name),
-                        population.noisy_name(row.usage_name) if row.usage_name else "",
+                        population.noisy_date(row),
+                        population.export_name(row.surname),
+                        population.export_name(row.usage) if row.usage else "",
                         row.categories,
                     )
                 )
@@ -232,7 +343,27 @@ def generate(
     written = 0
     if probes_out is not None:
         written = _write_probes(population, probes_out, sample, index, rng)
-    return GenerateSummary(rows, counts["invalid"], counts["children"], counts["usage"], written)
+    typings = 0
+    if variants_out is not None:
+        typings = write_typings(variants_out, _typings(typed, recorded, seed))
+    return GenerateSummary(
+        rows, counts["invalid"], counts["children"], counts["usage"], written, typings
+    )
+
+
+def _typings(people: list[_Person], recorded: set[tuple[str, str]], seed: int) -> Iterator[Typing]:
+    """Every typing of each sampled record, and its near misses that are no real record."""
+    writer = TypingWriter(seed)
+    for number, person in enumerate(people):
+        yield from writer.matches(person.patient())
+        other = people[(number + 1 + writer.rng.randrange(max(len(people) - 1, 1))) % len(people)]
+        if other.nir == person.nir:
+            continue
+        for miss in writer.near_misses(person.patient(), other.nir):
+            year = int(miss.birth_date[:4])
+            known = (miss.nir.upper()[:13], miss.birth_date) in recorded
+            if not known and 1890 <= year <= LATEST_BIRTH_DATE.year:
+                yield miss
 
 
 def _rows(
@@ -265,22 +396,20 @@ def _write_probes(
     lines: list[tuple[str, str, str, str, str, str]] = []
     for person in sample:
         name = person.usage_name if person.usage_name and rng.random() < 0.5 else person.last_name
-        key = _identity(person.nir, person.born, name).canonical()
+        key = _identity(person.nir, person.iso, name).canonical()
         exposed = ";".join(names_of(index[key]))
         nir = population.noisy_nir(person.nir)
-        lines.append(
-            (nir, person.born.isoformat(), population.noisy_name(name), "affected", exposed, "")
-        )
+        lines.append((nir, person.iso, population.noisy_name(name), "affected", exposed, ""))
     for _ in range(len(sample) * 7 // 10 + 1):
         person = population.person()
         if rng.random() < 0.3 and sample:
             # A near miss: a real patient's NIR and name with another birth date.
             known = rng.choice(sample)
             person.nir, person.last_name = known.nir, known.last_name
-        key = _identity(person.nir, person.born, person.last_name).canonical()
+        key = _identity(person.nir, person.iso, person.last_name).canonical()
         if key in index:
             continue
-        lines.append((person.nir, person.born.isoformat(), person.last_name, "not_found", "", ""))
+        lines.append((person.nir, person.iso, person.last_name, "not_found", "", ""))
     for _ in range(len(sample) * 3 // 10 + 1):
         row, reason = population.invalid_row()
         if reason == "birth_date":

@@ -15,6 +15,7 @@ from typing import Any
 
 from lookup_index.exceptions import IndexFormatError
 from lookup_index.keyed_hash import DIGEST_SIZE
+from lookup_index.normalise import CANONICAL_VERSION
 from lookup_index.profiles import Argon2Profile, profile_from_header
 
 FORMAT_VERSION = 2
@@ -53,6 +54,8 @@ class IndexHeader:
     value_size: int = 1
     value_fields: tuple[dict[str, Any], ...] = (CATEGORY_MASK_FIELD,)
     format_version: int = FORMAT_VERSION
+    #: The identity rules the keys were made with (``build.canonical``; "v1" when absent).
+    canonical: str = CANONICAL_VERSION
 
     @property
     def params_id(self) -> str:
@@ -76,6 +79,7 @@ class IndexHeader:
                 "profile": self.profile.as_dict(),
                 "params_id": self.params_id,
                 "key_check": self.key_check.hex(),
+                "canonical": self.canonical,
             },
             "records": {"distinct": self.records, "variant_keys": dict(self.variant_keys)},
         }
@@ -128,6 +132,7 @@ class IndexHeader:
             categories=tuple(str(c) for c in data["categories"]),
             created_at=str(data["created_at"]),
             format_version=1,
+            canonical="v1",
         )
 
     @classmethod
@@ -157,6 +162,7 @@ class IndexHeader:
             variant_keys={str(k): int(v) for k, v in records["variant_keys"].items()},
             value_size=value_size,
             value_fields=fields,
+            canonical=str(build.get("canonical", "v1")),
         )
         if build["params_id"] != header.params_id:
             raise IndexFormatError("index params_id does not match its salt and parameters")

@@ -23,6 +23,7 @@ from lookup_index.index_format import (
 )
 from lookup_index.key_backend import KeyMaterial
 from lookup_index.keyed_hash import DIGEST_SIZE, KeyedHasher, key_check_value
+from lookup_index.normalise import CANONICAL_VERSION
 from lookup_index.signing import verify_trailer
 
 if TYPE_CHECKING:
@@ -105,9 +106,18 @@ class IndexReader:
         if not hmac.compare_digest(key_check_value(key), self.header.key_check):
             raise KeyMismatchError("the key file does not match this index (key-check failed)")
 
+    def check_identity_rules(self) -> None:
+        """Refuse an index made with other identity rules: its keys would miss some names."""
+        if self.header.canonical != CANONICAL_VERSION:
+            raise IndexFormatError(
+                f"index built with identity rules {self.header.canonical}, this version "
+                f"hashes {CANONICAL_VERSION}: rebuild it with this lookup-index"
+            )
+
     def hasher(self, key: KeyMaterial) -> KeyedHasher:
-        """A hasher for this index's salt and profile, after checking the key."""
+        """A hasher for this index's salt and profile, after checking the key and rules."""
         self.check_pepper(key)
+        self.check_identity_rules()
         return KeyedHasher(key, self.header.salt, self.header.profile)
 
     def lookup_mask(self, digest: bytes) -> tuple[bool, int]:

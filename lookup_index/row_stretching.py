@@ -16,12 +16,22 @@ from lookup_index.categories import UnknownCategory, mask_of
 from lookup_index.csv_input import ExportRow
 from lookup_index.exceptions import InvalidIdentity
 from lookup_index.keyed_hash import stretch
-from lookup_index.normalise import canonical_identity, nir_matches_birth_date
+from lookup_index.normalise import (
+    NAME_PART,
+    PARTICLE_FORM,
+    Identity,
+    canonical_identity,
+    name_forms,
+    nir_matches_birth_date,
+)
 from lookup_index.profiles import Argon2Profile
 
 #: Variant kinds, in the order the header's ``variant_keys`` lists them.
 BIRTH_NAME = "birth_name"
 USAGE_NAME = "usage_name"
+#: The byte a key's kind is stored as (chunk checkpoints: 1 was "birth name", 0 "usage name").
+KIND_CODES = {USAGE_NAME: 0, BIRTH_NAME: 1, PARTICLE_FORM: 2, NAME_PART: 3}
+VARIANT_KINDS = tuple(sorted(KIND_CODES, key=KIND_CODES.__getitem__))
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +43,7 @@ class StretchedChunk:
     stretched: bytes
     #: One categories mask byte per key.
     masks: bytes
-    #: One byte per key: 1 for a record's birth-name key, 0 for a name variant.
+    #: One byte per key: its kind's code (KIND_CODES); 1 is a record's birth-name key.
     primary: bytes
     #: (row number, reason code): never the rejected value.
     rejects: tuple[tuple[int, str], ...]
@@ -50,14 +60,34 @@ class CanonicalKeys:
     rejects: list[tuple[int, str]] = field(default_factory=list)
     nir_birth_date_mismatch: int = 0
 
-    def add(self, canonical: bytes, mask: int, is_primary: bool) -> None:
+    def add(self, canonical: bytes, mask: int, kind: str) -> None:
         self.canonicals.append(canonical)
         self.masks.append(mask)
-        self.primary.append(is_primary)
+        self.primary.append(KIND_CODES[kind])
+
+
+def _name_keys(identity: Identity, last_name: str, usage_name: str) -> dict[str, str]:
+    """Every folded name form a record is found under, mapped to its kind (first wins)."""
+    names = {identity.last_name: BIRTH_NAME}
+    raw_names = [last_name]
+    if usage_name.strip():
+        try:
+            usage = identity.with_last_name(usage_name)
+        except InvalidIdentity:
+            pass  # an unusable usage name still leaves the birth-name keys
+        else:
+            names.setdefault(usage.last_name, USAGE_NAME)
+            raw_names.append(usage_name)
+    # Forms a patient types that no query-side folding can reach: glued particles and
+    # one part of a compound name (docs/INDEX_FORMAT.md, "Records and name variants").
+    for raw in raw_names:
+        for form, kind in name_forms(raw).items():
+            names.setdefault(form, kind)
+    return names
 
 
 def canonical_keys(rows: Sequence[ExportRow], default_mask: int) -> CanonicalKeys:
-    """Validate and normalise rows: a birth-name key per valid row, plus its usage name."""
+    """Validate and normalise rows: a birth-name key per valid row, its usage name, variants."""
     keys = CanonicalKeys()
     for row in rows:
         try:
@@ -73,14 +103,8 @@ def canonical_keys(rows: Sequence[ExportRow], default_mask: int) -> CanonicalKey
             continue
         if not nir_matches_birth_date(identity.nir, identity.birth_date):
             keys.nir_birth_date_mismatch += 1
-        keys.add(identity.canonical(), mask, True)
-        if row.usage_name.strip():
-            try:
-                usage = identity.with_last_name(row.usage_name)
-            except InvalidIdentity:
-                continue  # an unusable usage name still leaves the birth-name key
-            if usage.last_name != identity.last_name:
-                keys.add(usage.canonical(), mask, False)
+        for name, kind in _name_keys(identity, row.last_name, row.usage_name).items():
+            keys.add(identity.with_name_form(name).canonical(), mask, kind)
     return keys
 
 

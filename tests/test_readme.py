@@ -55,7 +55,7 @@ def test_the_readme_cli_examples_run_in_order(
     monkeypatch.chdir(tmp_path)
     examples = _cli_examples()
     assert [argv[0] for argv, _ in examples] == [
-        "keygen", "generate", "build", "info", "verify", "check",
+        "keygen", "generate", "build", "info", "verify", "check", "recall",
     ]  # fmt: skip
     for argv, _ in examples:
         code = main(argv)

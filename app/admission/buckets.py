@@ -112,7 +112,14 @@ def name_and_birth(subject: Subject) -> str | None:
     identity = subject.identity
     if identity is None:
         return None
-    return f"namebirth:{identity.last_name}|{identity.birth_date.isoformat()}"
+    # The variant-independent name form: every typing of one name spends one budget.
+    name = identity.bucket_name or identity.last_name
+    return f"namebirth:{name}|{identity.birth_date.isoformat()}"
+
+
+def nir_prefix(subject: Subject) -> str | None:
+    """Sex, year, month, place of birth: what completing a victim's NIR keeps fixed."""
+    return None if subject.identity is None else "nirprefix:" + subject.identity.nir[:10]
 
 
 def everyone(subject: Subject) -> str | None:
@@ -156,5 +163,6 @@ def bucket_table(settings: Settings) -> tuple[Bucket, ...]:
         b("namebirth", ident, proven, nb, s.limits_per_identity, moving, "identity"),
         b("u-nir", ident, unproven, nir, s.limits_per_identity_unproven, moving, "identity"),
         b("u-namebirth", ident, unproven, nb, s.limits_per_identity_unproven, moving, "identity"),
+        b("nirprefix", ident, any_, nir_prefix, s.limits_per_nir_prefix, moving, "identity"),
     )  # fmt: skip
     return table

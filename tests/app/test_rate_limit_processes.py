@@ -31,6 +31,7 @@ def api_env(dataset: Dataset, store: str, **extra: str) -> dict[str, str]:
         "SELFCHECK_RESPONSE_FLOOR_MS": "0",
         "SELFCHECK_RATE_LIMIT_STORAGE": store,
         "SELFCHECK_LIMITS_PER_IDENTITY": "10000/day",
+        "SELFCHECK_LIMITS_PER_NIR_PREFIX": "10000/day",
         "SELFCHECK_HASH_CONCURRENCY": "1",
         "SELFCHECK_POW_PROFILE": "test",
         "SELFCHECK_LOG_LEVEL": "warning",

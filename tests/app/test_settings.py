@@ -94,6 +94,7 @@ BAD_VALUES = {
     "LIMITS_PER_NETWORK": "five a minute",
     "LIMITS_PER_IPV6_48": "",
     "LIMITS_PER_IDENTITY": "10/fortnight",
+    "LIMITS_PER_NIR_PREFIX": "60 a day",
     "GLOBAL_LIMIT": "forty",
     "LIMITS_PER_IPV4_24": "20",
     "LIMITS_PER_IPV6_32": "100/fortnight",

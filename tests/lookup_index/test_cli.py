@@ -68,9 +68,11 @@ def setup(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Setup:
         *("build", "--input", export, "--key-file", key, "--out", index),
         *("--profile", "test", "--workers", "1", "--quiet"),
         *("--incident", "inc-42", "--incident-label", "Incident de test"),
+        *("--max-reject-rate", "50"),  # the broken row is a third of this export
     )
     assert (code, err) == (0, "")
     assert f"built {index}" in out
+    assert "rejects: 1 of 3 rows (33.33%): nir_format 1 (33.33%)" in out
     return Setup(tmp_path, export, key, index)
 
 
@@ -96,6 +98,7 @@ def test_build_summary_prints_counts_not_identities(
         capsys,
         *("build", "--input", setup.export, "--key-file", setup.key),
         *("--out", setup.index, "--profile", "test", "--workers", "1"),
+        *("--max-reject-rate", "34"),
     )
     assert code == 0
     assert "indexed_keys: 3" in out  # two rows, one with a usage name
@@ -120,7 +123,10 @@ def test_info_prints_the_header_without_the_key(
     assert re.fullmatch("[0-9a-f]{16}", info["build"]["id"])
     assert info["params_id"] == info["build"]["params_id"]
     # Two keys of two records: one birth name each, and one usage name.
-    assert info["records"] == {"distinct": 2, "variant_keys": {"birth_name": 2, "usage_name": 1}}
+    assert info["records"] == {
+        "distinct": 2,
+        "variant_keys": {"birth_name": 2, "usage_name": 1, "particles_glued": 0, "name_part": 0},
+    }
     assert info["signature"] == {"present": False}
     assert info["incident"] == {
         "id": "inc-42",
@@ -144,7 +150,7 @@ def test_verify(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
     )
 
     data = bytearray(setup.index.read_bytes())
-    data[-100] ^= 0x01  # inside the digests: only the checksum can tell
+    data[-(32 + 3 + 10)] ^= 0x01  # inside the digests (3 keys): only the checksum can tell
     setup.index.write_bytes(data)
     assert_one_line_error(
         *run(capsys, "verify", setup.index, "--key-file", setup.key), "checksum mismatch"
@@ -434,7 +440,10 @@ def test_build_like_shares_salt_and_profile(
     # Another incident built --like the first: same params_id, so one Argon2id per query.
     other = setup.directory / "other.bin"
     build = ["build", "--input", setup.export, "--key-file", setup.key, "--out", other]
-    code, _, err = run(capsys, *build, "--like", setup.index, "--incident", "inc-43", "--quiet")
+    code, _, err = run(
+        capsys, *build, "--like", setup.index, "--incident", "inc-43", "--quiet",
+        "--max-reject-rate", "50",
+    )  # fmt: skip
     assert (code, err) == (0, "")
     params = set()
     for index in (setup.index, other):
@@ -461,3 +470,74 @@ def test_build_like_refusals(setup: Setup, capsys: pytest.CaptureFixture[str]) -
         "--profile fast differs from --like's test",
     )
     assert not (setup.directory / "o.bin").exists()
+
+
+def test_a_wrong_date_column_stops_the_build_on_the_reject_rate(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wrong column mapping must not go live as an index with holes."""
+    rows = [(ANNE, "Martin", "1970-05-02", "02/05/1970")] * 40
+    export = write_export(
+        setup.directory / "mapped.csv", rows, header=("nir", "last_name", "entry", "born")
+    )
+    out = setup.directory / "wrong.bin"
+    before = sorted(p.name for p in setup.directory.iterdir())
+    code, stdout, err = run(
+        capsys,
+        *("build", "--input", export, "--key-file", setup.key, "--out", out),
+        *("--profile", "test", "--workers", "1", "--quiet"),
+        *("--column", "birth_date=last_name"),  # the operator's slip: names as dates
+    )
+    assert_one_line_error(code, stdout, err, "100.00% of 40 rows rejected")
+    assert "--max-reject-rate 1%" in err
+    assert "birth_date 40 (100.00%)" in err
+    assert "Martin" not in err
+    assert sorted(p.name for p in setup.directory.iterdir()) == before  # no index, no temp file
+    # Raised knowingly, the same mapping still finds no valid row: nothing written either.
+    code, stdout, err = run(
+        capsys,
+        *("build", "--input", export, "--key-file", setup.key, "--out", out),
+        *("--profile", "test", "--workers", "1", "--quiet", "--max-reject-rate", "100"),
+        *("--column", "birth_date=last_name"),
+    )
+    assert_one_line_error(code, stdout, err, "no valid row")
+    code, stdout, err = run(
+        capsys,
+        *("build", "--input", export, "--key-file", setup.key, "--out", out),
+        *("--profile", "test", "--workers", "1", "--quiet", "--column", "birth_date=born"),
+    )
+    assert (code, err) == (0, "")
+    assert "rejects: 0 of 40 rows (0.00%)" in stdout
+
+
+def test_check_takes_an_unknown_day_or_month(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = write_export(
+        tmp_path / "e.csv",
+        [
+            (ANNE, "00/00/1970", "de La Fontaine", "", ""),
+            (BRUNO, "0/2/1982 00:00:00", "Nâ", "", ""),
+        ],
+    )
+    key, index = tmp_path / "k.key", tmp_path / "i.bin"
+    run(capsys, "keygen", "--out", key)
+    code, _, err = run(
+        capsys,
+        *("build", "--input", export, "--key-file", key, "--out", index),
+        *("--profile", "test", "--workers", "1", "--quiet"),
+    )
+    assert (code, err) == (0, "")
+    for nir, born, name, expected in [
+        (ANNE, "1970-00-00", "Delafontaine", "affected"),
+        (ANNE, "1970-05-00", "Fontaine", "not_found"),  # 00 matches only what is unknown
+        (ANNE, "1970-05-02", "Fontaine", "not_found"),
+        (BRUNO, "1982-02-00", "NA", "affected"),
+        (BRUNO, "1982-00-00", "NA", "not_found"),
+    ]:
+        code, out, _ = run(
+            capsys,
+            *("check", "--index", index, "--key-file", key, "--nir", nir),
+            *("--birth-date", born, "--last-name", name),
+        )
+        assert (code, out.split()[0]) == (0, expected), (born, name)

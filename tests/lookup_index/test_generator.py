@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lookup_index.categories import CATEGORIES
-from lookup_index.exceptions import LookupIndexError
+from lookup_index.exceptions import InvalidIdentity, LookupIndexError
 from lookup_index.generator import (
     EXPORT_COLUMNS,
     LATEST_BIRTH_DATE,
@@ -19,6 +19,8 @@ from lookup_index.generator import (
     generate,
     read_probes,
 )
+from lookup_index.normalise import parse_birth_date
+from lookup_index.patient_typings import MATCH_KINDS, NEAR_MISS_KINDS
 from tests.lookup_index.conftest import Generated
 
 
@@ -120,3 +122,52 @@ def test_generated_birth_dates_are_in_the_past() -> None:
     # The builder and the API reject future dates against the real clock; the generator
     # fixes its own "today" for determinism, which must not be later than the real one.
     assert date.today() >= LATEST_BIRTH_DATE
+
+
+def test_export_has_the_names_and_dates_exact_matching_missed(generated: Generated) -> None:
+    """Issue 14: particles, apostrophes, compound names, diacritics and ligatures, unknown
+    birth days, and the export spellings of dates and NIRs real practice software writes."""
+    rows = export_rows(generated.export)
+    names = [r["last_name"] for r in rows]
+    lower = [n.lower() for n in names]
+    assert any(re.match(r"(de la|de|du|des|le|la) \w", n) for n in lower)  # particles
+    assert any(n.startswith("d'") for n in lower)  # D'Almeida
+    assert any(re.match(r"[nm]'\w", n) for n in lower)  # N'Diaye
+    assert any(re.search(r"\w-\w", n) for n in names)  # MARTIN-DURAND
+    assert any(re.fullmatch(r"[^\W\d_]+ [^\W\d_]+", n) and n.split()[0].lower() not in
+               ("de", "du", "des", "le", "la") for n in names)  # fmt: skip
+    assert any(re.search("[üöä]", n, re.I) for n in names)
+    assert any(re.search("[œæ]", n, re.I) for n in names)
+    assert any(re.search("[ñçşğıễạ]", n, re.I) for n in names)
+    dates = [r["birth_date"] for r in rows]
+    assert any(re.fullmatch(r"00/00/\d{4}|\d{4}-00-00", d) for d in dates)  # day and month
+    assert any(re.fullmatch(r"0?0/(0[1-9]|1[0-2]|[1-9])/\d{4}|\d{4}-\d{2}-00", d) for d in dates)
+    assert any(re.fullmatch(r"\d/\d{1,2}/\d{4}|\d{1,2}/\d/\d{4}", d) for d in dates)  # D/M/YYYY
+    assert any(d.endswith(" 00:00:00") for d in dates)
+    nirs = [r["nir"] for r in rows]
+    assert any("\u2013" in n for n in nirs)  # en dash
+    assert any("\u00a0" in n for n in nirs)  # no-break space
+
+
+def test_variants_file_holds_every_typing_kind(tmp_path: Path) -> None:
+    summary = generate(800, 3, tmp_path / "e.csv", variants_out=tmp_path / "v.csv")
+    with (tmp_path / "v.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == summary.typings
+    kinds = Counter((r["kind"], r["expected"]) for r in rows)
+    for kind in MATCH_KINDS:
+        assert kinds[(kind, "match")] > 0, kind
+    for kind in NEAR_MISS_KINDS:
+        assert kinds[(kind, "no_match")] > 0, kind
+    # Near misses are never a real record's NIR and date (the generator checks them).
+    export = set()
+    for r in export_rows(tmp_path / "e.csv"):
+        try:
+            born = parse_birth_date(r["birth_date"], allow_french=True).isoformat()
+        except InvalidIdentity:
+            continue
+        export.add((re.sub(r"[^0-9AB]", "", r["nir"].upper())[:13], born))
+    assert len(export) > 700
+    assert not any(
+        (r["nir"][:13], r["birth_date"]) in export for r in rows if r["expected"] == "no_match"
+    )

@@ -26,6 +26,7 @@ from lookup_index.index_format import (
     write_index,
 )
 from lookup_index.index_header import CATEGORY_MASK_FIELD
+from lookup_index.normalise import CANONICAL_VERSION
 from lookup_index.profiles import FAST
 from lookup_index.reader import IndexReader
 from tests.lookup_index.helpers import PEPPER, leftovers, make_header, random_arrays
@@ -221,7 +222,8 @@ def exact(digests: np.ndarray) -> list[bytes]:
 def test_version_1_file_from_the_old_writer_still_opens(tmp_path: Path) -> None:
     # format_version=1 drives the writer down the version 1 path: flat header, 1-byte values.
     digests, values = random_arrays(50, seed=4)
-    header = make_header(50, format_version=1)
+    # Version 1 files were all made with the first identity rules.
+    header = make_header(50, format_version=1, canonical="v1")
     path = tmp_path / "v1.bin"
     write_index(path, header, digests, values)
     data = path.read_bytes()
@@ -321,3 +323,22 @@ def test_signature_trailer_is_recognised_and_anything_else_refused(tmp_path: Pat
     path.write_bytes(unsigned + b"\x00" * 10)
     with pytest.raises(IndexFormatError, match="size does not match"):
         IndexReader.open(path)
+
+
+def test_identity_rules_are_recorded_and_older_ones_refused(tmp_path: Path) -> None:
+    """An index made with other identity rules opens (info works) but gives no hasher:
+    its keys would answer "not found" for every name the rules fold differently."""
+    path = tmp_path / "i.bin"
+    write_index(path, make_header(2), *random_arrays(2))
+    with IndexReader.open(path) as reader:
+        assert reader.info()["build"]["canonical"] == CANONICAL_VERSION
+        reader.hasher(PEPPER)
+    old = tmp_path / "old.bin"
+    write_index(old, make_header(2), *random_arrays(2))
+    data = make_header(2).to_json()
+    del data["build"]["canonical"]  # as written before issue 14
+    _rewrite_header(old, data)
+    with IndexReader.open(old, verify_checksum=False) as reader:
+        assert reader.header.canonical == "v1"
+        with pytest.raises(IndexFormatError, match=r"identity rules v1.*rebuild"):
+            reader.hasher(PEPPER)

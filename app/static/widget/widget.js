@@ -9,7 +9,9 @@
   // refuse is ever sent and nothing it would accept is ever blocked. -------------
   const MAX_NIR_INPUT = 40;
   const MAX_NAME = 100;
-  const NIR_SEPARATORS = /[\s.-]+/gu;
+  // Spaces and dashes of any kind (NBSP, en dash, minus sign...), dots, format characters.
+  const NIR_SEPARATORS = /[\s\x1c-\x1f.\u2212\p{Zs}\p{Pd}\p{Cf}]+/gu;
+  const PARTICLES = ["DE", "DU", "DES", "D", "LA", "LE", "LES", "L"];
   // sex, year, month, department (2 digits or 2A/2B), 6 digits, 2 key digits.
   const NIR_SHAPE = /^[0-9]{5}(?:[0-9]{2}|2[AB])[0-9]{8}$/;
   const SEX_DIGITS = "123478";
@@ -57,6 +59,14 @@
       return { code: "date_invalid", iso: null };
     }
     const [day, month, year] = parts.map(Number);
+    if (day === 0 && month <= 12) {
+      // 00: an unknown day, or day and month, as on the papers of many born abroad.
+      const iso = `${parts[2]}-${String(month).padStart(2, "0")}-00`;
+      const now = today || new Date();
+      if (year < EARLIEST.year) return { code: "date_too_old", iso };
+      if (year * 12 + month > now.getFullYear() * 12 + now.getMonth() + 1) return { code: "date_future", iso };
+      return { code: null, iso };
+    }
     const probe = new Date(Date.UTC(2000, month - 1, day));
     probe.setUTCFullYear(year);
     if (probe.getUTCFullYear() !== year || probe.getUTCMonth() !== month - 1 || probe.getUTCDate() !== day) {
@@ -79,8 +89,12 @@
     return text.toUpperCase().replace(FOLDABLE, (c) => LETTER_FOLDS[c]);
   }
 
-  /** Keep only A-Z of the folded name (as the server does). */
-  const foldName = (raw) => foldLetters(raw).replace(/[^A-Z]+/g, "");
+  /** The server's canonical name: A-Z words, leading particles dropped, AE/OE/UE folded. */
+  function foldName(raw) {
+    const words = foldLetters(raw).split(/[^A-Z]+/).filter(Boolean);
+    while (words.length > 1 && PARTICLES.includes(words[0])) words.shift();
+    return words.join("").replace(/([AOU])E+/g, "$1");
+  }
 
   /** A letter the folding cannot bring to A-Z (Cyrillic, Greek, CJK...); modifier letters
    *  such as the apostrophe U+02BC are separators. The server refuses such a name. */
@@ -100,6 +114,7 @@
     const nir = compactNir(raw);
     const [year, month] = iso.split("-").map(Number);
     if (Number(nir.slice(1, 3)) !== year % 100) return false;
+    if (month === 0) return true;
     const nirMonth = Number(nir.slice(3, 5));
     if (nirMonth >= 1 && nirMonth <= 12) return nirMonth === month;
     if (nirMonth >= 31 && nirMonth <= 42) return nirMonth === month + 30;
@@ -213,9 +228,16 @@
     }
   }
 
+  /** Day, month, year typed; with "I don't know my day or month" an empty part is 00. */
+  function dateParts() {
+    const unknown = $("unknown-date").checked;
+    const part = (id) => (unknown && $(id).value.trim() === "" ? "00" : $(id).value);
+    return [part("day"), part("month"), $("year").value];
+  }
+
   function validate() {
     const nirCode = checkNir($("nir").value);
-    const date = checkDate($("day").value, $("month").value, $("year").value);
+    const date = checkDate(...dateParts());
     const nameCode = checkName($("name").value);
     setError("nir", nirCode);
     setError("date", date.code);
@@ -236,7 +258,7 @@
   function liveHint() {
     // The hint only, while typing: errors wait for a submit, not to scold mid-entry.
     const nirCode = checkNir($("nir").value);
-    updateMismatchHint(nirCode, checkDate($("day").value, $("month").value, $("year").value));
+    updateMismatchHint(nirCode, checkDate(...dateParts()));
   }
 
   // ---- NIR formatting as the patient types -------------------------------------------
@@ -591,7 +613,7 @@
     $("check").addEventListener("focusin", startProof, { once: true });
     $("nir").addEventListener("input", onNirInput);
     $("nir").addEventListener("keydown", onNirKeydown);
-    for (const id of ["day", "month", "year"]) $(id).addEventListener("input", liveHint);
+    for (const id of ["day", "month", "year", "unknown-date"]) $(id).addEventListener("input", liveHint);
     $("app").hidden = false;
     // A resize event comes before the ResizeObserver's callbacks in a frame's update: the
     // reserved height is already right for the new width when the new height is reported.
