@@ -84,6 +84,14 @@ MOVING: dict[str, tuple[str, Stage, Admission, Callable[[int], str], str]] = {
         lambda i: "192.0.2.7",
         "nirs",
     ),
+    # Every typing of one victim's NIR prefix: new order numbers and new names alike.
+    "nirprefix": (
+        "limits_per_nir_prefix",
+        Stage.IDENTITY,
+        Admission.PROVEN,
+        lambda i: "192.0.2.7",
+        "both",
+    ),
 }
 
 
@@ -131,10 +139,11 @@ def test_a_burst_straddling_the_edge_gets_exactly_the_moving_window_s_allowance(
         if stage is not Stage.IDENTITY:
             return None
         # Only the bucket under test is shared: the other identity bucket sees new values.
-        if varying == "names":
-            p = replace(probe, last_name=next(names))
-        else:
-            p = with_order_number(probe, next(orders))
+        p = probe
+        if varying in ("names", "both"):
+            p = replace(p, last_name=next(names))
+        if varying in ("nirs", "both"):
+            p = with_order_number(p, next(orders))
         return canonical_identity(p.nir, p.birth_date, p.last_name)
 
     def admitted(count: int) -> int:
