@@ -55,12 +55,14 @@ def documented_mac(pepper: bytes, label: str | None, value: str) -> str:
 def expected_keys(pepper: bytes, identity: Identity) -> dict[str, str]:
     """Bucket name -> HMAC of its value, for an unproven check from ADDRESS."""
     date = identity.birth_date.isoformat()
+    name = identity.bucket_name or identity.last_name  # the variant-independent name form
     return {
         "net": documented_mac(pepper, "network", f"4/32:{ADDRESS}/32"),
         "v4-24": documented_mac(pepper, "network", "4/24:127.0.60.0/24"),
         "ceiling": documented_mac(pepper, None, "all"),
         "u-nir": documented_mac(pepper, "identity", f"nir:{identity.nir}"),
-        "u-namebirth": documented_mac(pepper, "identity", f"namebirth:{identity.last_name}|{date}"),
+        "u-namebirth": documented_mac(pepper, "identity", f"namebirth:{name}|{date}"),
+        "nirprefix": documented_mac(pepper, "identity", f"nirprefix:{identity.nir[:10]}"),
     }
 
 
