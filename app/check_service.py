@@ -8,9 +8,10 @@ payload builder and padding. Only the data differ.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from pydantic import ValidationError
 from starlette.datastructures import Headers
@@ -45,6 +46,7 @@ class KeyUnavailable(Unavailable):
     """The key backend (an HSM) failed or did not answer in time: the uniform 503."""
 
     what_failed = "key token unavailable"
+    cause = "key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,12 @@ class KeyUsage:
 
     key_operations: int
     hashed_checks: int
+
+
+class CheckMetrics(Protocol):
+    """What the check tells the metrics (app/metrics.py): durations and a class, no outcome."""
+
+    def hashed(self, admission: str, wait_s: float, hash_s: float) -> None: ...
 
 
 def is_json(content_type: str) -> bool:
@@ -73,7 +81,9 @@ class CheckService:
         advice: AdviceCatalogue,
         desk: AdmissionDesk,
         queue: AdmissionQueue,
+        metrics: CheckMetrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.reader = reader
         self.hasher = hasher
         self.limits = limits
@@ -120,11 +130,16 @@ class CheckService:
             raise RateLimited
         with self._count_lock:
             self._hashed_checks += 1
+        queued = time.perf_counter()
         try:
             with self.queue.hash_slot():
+                slotted = time.perf_counter()
                 digest = self.hasher.digest(identity.canonical())
+                hashed = time.perf_counter()
         except KeyUnavailableError as exc:
             raise KeyUnavailable from exc
+        if self.metrics is not None:
+            self.metrics.hashed(admission.value, slotted - queued, hashed - slotted)
         if proven:
             self.limits.count_proven(subject)
         found, mask = self.reader.lookup_mask(digest)

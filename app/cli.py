@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from app.logging_setup import log_config
+from app.metrics_server import MULTIPROC_ENV, prepare_multiprocess_dir, serve_metrics
 from app.settings import Settings
 from app.state import StartupRefused, open_service
 from lookup_index import LookupIndexError
@@ -50,9 +53,29 @@ def _preflight(settings: Settings) -> None:
 
 def serve(settings: Settings) -> None:
     """The one way to run the service; preflight first, then uvicorn with the safe options."""
+    _preflight(settings)
+    owned_metrics_dir = not os.environ.get(MULTIPROC_ENV)
+    metrics_dir = prepare_multiprocess_dir()
+    try:
+        serve_metrics(settings.metrics_host, settings.metrics_port)
+    except OSError as exc:
+        # The API still serves; the scrape target goes down, which the alerts show.
+        logging.getLogger("app.metrics").warning(
+            "metrics not served on %s:%d (%s)",
+            settings.metrics_host,
+            settings.metrics_port,
+            exc.strerror or type(exc).__name__,
+        )
+    try:
+        _run_uvicorn(settings)
+    finally:
+        if owned_metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_uvicorn(settings: Settings) -> None:
     import uvicorn
 
-    _preflight(settings)
     uvicorn.run(
         "app.main:create_app",
         factory=True,

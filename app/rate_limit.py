@@ -39,6 +39,7 @@ from app.admission.buckets import (
 )
 from app.errors import Unavailable
 from app.limit_syntax import parse_limits, storage_scheme
+from app.request_note import note_refusal
 from lookup_index import Identity, KeyMaterial, derive_subkey
 
 if TYPE_CHECKING:  # settings validate with the helpers below, so no import at run time
@@ -56,6 +57,7 @@ class StorageUnavailable(Unavailable):
     """The rate-limit store failed or did not answer in time: the uniform 503 (fail closed)."""
 
     what_failed = "rate-limit store unavailable"
+    cause = "store"
 
 
 def storage_options(uri: str, timeout: float) -> dict[str, Any]:
@@ -151,6 +153,7 @@ class RateLimits:
                 for item in bucket.limits:
                     counted = strategy.hit if spend else strategy.test
                     if not counted(item, KEY_PREFIX, bucket.name, key):
+                        note_refusal(bucket.name, bucket.admission.value)
                         return False
         except STORE_ERRORS as exc:
             raise StorageUnavailable from exc

@@ -6,7 +6,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TypedDict
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -14,11 +15,15 @@ from app.admission.desk import AdmissionDesk
 from app.admission.queue import AdmissionQueue
 from app.advice import AdviceCatalogue
 from app.check_service import CheckService
+from app.metrics_server import forget_this_process
 from app.padded_json import PaddedJSON, PayloadDoesNotFit
 from app.rate_limit import RateLimits
 from app.settings import Settings
 from lookup_index import IndexReader, KeyBackend, LookupIndexError, load_pepper
 from lookup_index.signing import load_public_key
+
+if TYPE_CHECKING:
+    from app.metrics import Metrics
 
 logger = logging.getLogger("app.startup")
 
@@ -83,8 +88,32 @@ def warn_about_software_token(key: KeyBackend, warnings: list[str]) -> None:
         )
 
 
+def index_rows(reader: IndexReader) -> list[dict[str, Any]]:
+    """What the info metric and /readyz say about a loaded index: no path, no secret."""
+    header = reader.header
+    return [
+        {
+            "incident": header.incident_id,
+            "format_version": header.format_version,
+            "keys": header.count,
+            "params_id": header.params_id,
+            "built_at": datetime.fromisoformat(header.created_at).timestamp(),
+        }
+    ]
+
+
+def index_id(reader: IndexReader) -> str:
+    """The build id of a version 2 file; the checksum's first hex of a version 1 file."""
+    return reader.header.build_id or reader.checksum_hex[:16]
+
+
 def open_service(
-    settings: Settings, limits: RateLimits, renderer: PaddedJSON, *, warn: bool = True
+    settings: Settings,
+    limits: RateLimits,
+    renderer: PaddedJSON,
+    *,
+    warn: bool = True,
+    metrics: Metrics | None = None,
 ) -> CheckService:
     """Open and check the index, the key and the catalogues; raise StartupRefused.
 
@@ -117,7 +146,7 @@ def open_service(
         )
         desk = AdmissionDesk(settings, limits, key)
         service = CheckService(
-            reader, hasher, limits, renderer, AdviceCatalogue.load(), desk, queue
+            reader, hasher, limits, renderer, AdviceCatalogue.load(), desk, queue, metrics
         )
         for payload in service.largest_payloads():
             renderer.render(payload)
@@ -137,15 +166,21 @@ def open_service(
 
 
 def make_lifespan(
-    settings: Settings, limits: RateLimits, renderer: PaddedJSON, message: StartupMessage
+    settings: Settings,
+    limits: RateLimits,
+    renderer: PaddedJSON,
+    message: StartupMessage,
+    metrics: Metrics | None = None,
 ) -> Callable[[object], AbstractAsyncContextManager[State]]:
     @asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[State]:
         try:
-            service = open_service(settings, limits, renderer)
+            service = open_service(settings, limits, renderer, metrics=metrics)
         except StartupRefused as exc:
             message.text = f"selfcheck cannot start: {exc}"
             raise
+        if metrics is not None:
+            metrics.show_indexes(index_id(service.reader), index_rows(service.reader))
         if limits.per_process:
             logger.warning("rate limits use memory:// storage: they are per process, not shared")
         service.desk.start()
@@ -163,6 +198,7 @@ def make_lifespan(
             )
             service.reader.close()
             service.hasher.key.close()
+            forget_this_process()
 
     return lifespan
 
