@@ -113,6 +113,7 @@ def demo(directory: Path, port: int, rows: int) -> None:
     os.environ.setdefault("SELFCHECK_KEY_FILE", str(key.resolve()))
     os.environ.setdefault("SELFCHECK_PORT", str(port))
     os.environ.setdefault("SELFCHECK_LIMITS_PER_NETWORK", DEMO_NETWORK_LIMITS)
+    os.environ.setdefault("SELFCHECK_LOG_FORMAT", "text")
     settings = _settings()
     print_identities(demo_identities(probes), settings.port)
     serve(settings)

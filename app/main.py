@@ -7,7 +7,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from app.errors import register_error_handlers
-from app.logging_setup import silence_access_log
+from app.logging_setup import RequestLog, silence_access_log
 from app.metrics import Metrics
 from app.middleware.body_limit import BodyLimitMiddleware
 from app.middleware.catch_all import CatchAllMiddleware
@@ -15,6 +15,7 @@ from app.middleware.observe import ObserveMiddleware
 from app.middleware.response_floor import FloorStats, ResponseFloorMiddleware
 from app.middleware.security_headers import SecurityHeadersMiddleware
 from app.middleware.uniform_headers import UniformHeadersMiddleware
+from app.network_id import NetworkIds
 from app.padded_json import PaddedJSON
 from app.rate_limit import RateLimits
 from app.routes.challenge import build_challenge_router
@@ -36,10 +37,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics.set_ceilings(settings.global_limit, settings.global_limit_proven)
     floor_stats = FloorStats(on_held=metrics.floor_held.inc, on_overrun=metrics.floor_overruns.inc)
     routes: set[str] = set()
+    request_log = RequestLog(
+        settings.log_format,
+        NetworkIds(None if limits.per_process else getattr(limits.storage, "storage", None)),
+        settings.trusted_proxies,
+    )
     # Outermost first. CORS sits outside the floor, the catch-all and the body cap so that
     # every answer of /v1/check (413 and 500 included) carries the same CORS headers.
     middleware = [
-        Middleware(ObserveMiddleware, metrics=metrics, routes=routes),
+        Middleware(ObserveMiddleware, metrics=metrics, routes=routes, log=request_log),
         Middleware(OneLineStartupErrors, message=startup_message),
         Middleware(UniformHeadersMiddleware, paths=[CHECK_PATH]),
         Middleware(SecurityHeadersMiddleware),

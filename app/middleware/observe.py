@@ -9,7 +9,7 @@ unknown path is ``other``, so no path a client invents becomes a label or a log 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,7 +36,7 @@ class ObserveMiddleware:
         *,
         metrics: Metrics,
         routes: Collection[str],
-        log: Callable[[Observed], None] | None = None,
+        log: Callable[[Observed], Awaitable[None]] | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
@@ -68,7 +68,7 @@ class ObserveMiddleware:
             self._count(route, status, note)
             if self.log is not None:
                 elapsed = (time.perf_counter() - started) * 1000
-                self.log(Observed(route, status, round(elapsed, 1), note, scope))
+                await self.log(Observed(route, status, round(elapsed, 1), note, scope))
 
     def _count(self, route: str, status: int, note: RequestNote) -> None:
         m = self.metrics
