@@ -20,7 +20,7 @@ from starlette.responses import Response
 from app.admission.buckets import Admission, Stage, Subject
 from app.admission.desk import AdmissionDesk
 from app.admission.queue import AdmissionQueue
-from app.advice import AdviceCatalogue, Lang, negotiate_lang
+from app.advice import LANGS, AdviceCatalogue, Lang, negotiate_lang
 from app.client_address import IPAddress
 from app.errors import (
     InvalidRequest,
@@ -29,6 +29,7 @@ from app.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from app.index_set import IndexSet, Matches
 from app.padded_json import PaddedJSON
 from app.rate_limit import RateLimits
 from app.schemas import CheckRequest
@@ -74,8 +75,7 @@ def is_json(content_type: str) -> bool:
 class CheckService:
     def __init__(
         self,
-        reader: IndexReader,
-        hasher: KeyedHasher,
+        indexes: IndexSet,
         limits: RateLimits,
         renderer: PaddedJSON,
         advice: AdviceCatalogue,
@@ -84,8 +84,8 @@ class CheckService:
         metrics: CheckMetrics | None = None,
     ) -> None:
         self.metrics = metrics
-        self.reader = reader
-        self.hasher = hasher
+        #: Replaced whole by a reload; a check reads it once, so it finishes on one set.
+        self.indexes = indexes
         self.limits = limits
         self.renderer = renderer
         self.advice = advice
@@ -93,9 +93,16 @@ class CheckService:
         self.queue = queue
         self._count_lock = threading.Lock()
         self._hashed_checks = 0
-        self._key_operations_at_start = hasher.key.operations
-        header = reader.header
-        self._incident = {"id": header.incident_id, "label": header.incident_label}
+        self._key_operations_at_start = indexes.hasher.key.operations
+
+    @property
+    def reader(self) -> IndexReader:
+        """The first incident's index (its header names the deployment's parameters)."""
+        return self.indexes.first
+
+    @property
+    def hasher(self) -> KeyedHasher:
+        return self.indexes.hasher
 
     def refuse_junk(self, subject: Subject, error: PublicError) -> NoReturn:
         """A body we refuse (413, 415, 422) counts only in its own cheap per-network bucket."""
@@ -130,11 +137,12 @@ class CheckService:
             raise RateLimited
         with self._count_lock:
             self._hashed_checks += 1
+        indexes = self.indexes
         queued = time.perf_counter()
         try:
             with self.queue.hash_slot():
                 slotted = time.perf_counter()
-                digest = self.hasher.digest(identity.canonical())
+                digest = indexes.hasher.digest(identity.canonical())
                 hashed = time.perf_counter()
         except KeyUnavailableError as exc:
             raise KeyUnavailable from exc
@@ -142,9 +150,9 @@ class CheckService:
             self.metrics.hashed(admission.value, slotted - queued, hashed - slotted)
         if proven:
             self.limits.count_proven(subject)
-        found, mask = self.reader.lookup_mask(digest)
+        matches = indexes.lookup(digest)
         lang = negotiate_lang(query.lang, headers.get("accept-language", ""))
-        return self.renderer.response(self.payload(found, mask, lang))
+        return self.renderer.response(self.payload(indexes, matches, lang))
 
     def start_counting_key_operations(self) -> None:
         """From here on every key operation should be one hashed check (start-up excluded)."""
@@ -157,23 +165,45 @@ class CheckService:
             checks = self._hashed_checks
         return KeyUsage(self.hasher.key.operations - self._key_operations_at_start, checks)
 
-    def payload(self, found: bool, mask: int, lang: Lang) -> dict[str, Any]:
-        outcome = ("not_found", "affected")[found]
-        exposed = names_of(mask, self.reader.header.categories)
+    def incident(self, reader: IndexReader, lang: Lang) -> dict[str, str]:
+        header = reader.header
+        return {"id": header.incident_id, "label": header.incident_label}
+
+    def payload(self, indexes: IndexSet, matches: Matches, lang: Lang) -> dict[str, Any]:
+        """One shape for every outcome. ``incidents`` lists every served incident, in order,
+        with the categories exposed in it (empty where the identity is not); ``incident``,
+        ``exposed`` and ``advice`` cover the matches together (the first incident on a miss)."""
+        outcome = ("not_found", "affected")[bool(matches)]
+        masks = {id(reader): mask for reader, mask in matches}
+        listed: list[dict[str, Any]] = []
+        exposed: list[str] = []
+        for reader in indexes.readers:
+            mask = masks.get(id(reader))
+            names = names_of(mask or 0, reader.header.categories)
+            exposed += [name for name in names if name not in exposed]
+            listed.append(
+                {
+                    **self.incident(reader, lang),
+                    "affected": mask is not None,
+                    "exposed": names,
+                }
+            )
+        primary = matches[0][0] if matches else indexes.first
         return {
             "status": outcome,
-            "incident": self._incident,
+            "incident": self.incident(primary, lang),
             "exposed": exposed,
             "advice": self.advice.advice(lang, outcome, exposed),
+            "incidents": listed,
             "lang": lang,
             "checked_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
 
-    def largest_payloads(self) -> list[dict[str, Any]]:
-        """Every answer shape at its largest, to prove at start-up that padding can fit them."""
-        every_category = (1 << len(self.reader.header.categories)) - 1
+    def largest_payloads(self, indexes: IndexSet | None = None) -> list[dict[str, Any]]:
+        """Every answer shape at its largest (every incident matched with every category),
+        to prove at start-up, and before a reload, that padding can fit them."""
+        indexes = indexes or self.indexes
+        everything = [(r, (1 << len(r.header.categories)) - 1) for r in indexes.readers]
         return [
-            self.payload(found, every_category if found else 0, lang)
-            for lang in ("fr", "en")
-            for found in (False, True)
+            self.payload(indexes, matches, lang) for lang in LANGS for matches in ([], everything)
         ]

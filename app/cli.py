@@ -47,7 +47,7 @@ def _preflight(settings: Settings) -> None:
         )
     except StartupRefused as exc:
         raise SystemExit(f"selfcheck cannot start: {exc}") from None
-    service.reader.close()
+    service.indexes.close()
     service.hasher.key.close()
 
 

@@ -44,6 +44,15 @@ class Incident(BaseModel):
     label: str
 
 
+class ServedIncident(BaseModel):
+    """One incident the service checks against, and what it exposed of this identity."""
+
+    id: str
+    label: str
+    affected: bool
+    exposed: list[str]
+
+
 class ExposedCategory(BaseModel):
     category: str
     meaning: str
@@ -68,6 +77,9 @@ class CheckAnswer(BaseModel):
     incident: Incident
     exposed: list[str]
     advice: Advice
+    incidents: list[ServedIncident] = Field(
+        default_factory=list, description="every served incident, in order (several incidents)"
+    )
     lang: Lang
     checked_at: str = Field(description="UTC, second precision, fixed length")
     padding: str = Field(description="random characters making every body the same size")

@@ -15,11 +15,12 @@ from app.admission.desk import AdmissionDesk
 from app.admission.queue import AdmissionQueue
 from app.advice import AdviceCatalogue
 from app.check_service import CheckService
+from app.index_set import IndexSet, IndexSetRefused, index_paths, match_set, open_readers
 from app.metrics_server import forget_this_process
 from app.padded_json import PaddedJSON, PayloadDoesNotFit
 from app.rate_limit import RateLimits
 from app.settings import Settings
-from lookup_index import IndexReader, KeyBackend, LookupIndexError, load_pepper
+from lookup_index import IndexReader, KeyBackend, KeyMaterial, LookupIndexError, load_pepper
 from lookup_index.signing import load_public_key
 
 if TYPE_CHECKING:
@@ -88,23 +89,41 @@ def warn_about_software_token(key: KeyBackend, warnings: list[str]) -> None:
         )
 
 
-def index_rows(reader: IndexReader) -> list[dict[str, Any]]:
-    """What the info metric and /readyz say about a loaded index: no path, no secret."""
-    header = reader.header
+def index_rows(indexes: IndexSet) -> list[dict[str, Any]]:
+    """What the info metric and /readyz say about the loaded indexes: no path, no secret."""
     return [
         {
-            "incident": header.incident_id,
-            "format_version": header.format_version,
-            "keys": header.count,
-            "params_id": header.params_id,
-            "built_at": datetime.fromisoformat(header.created_at).timestamp(),
+            "incident": reader.header.incident_id,
+            "format_version": reader.header.format_version,
+            "keys": reader.header.count,
+            "params_id": reader.header.params_id,
+            "built_at": datetime.fromisoformat(reader.header.created_at).timestamp(),
         }
+        for reader in indexes.readers
     ]
 
 
-def index_id(reader: IndexReader) -> str:
-    """The build id of a version 2 file; the checksum's first hex of a version 1 file."""
-    return reader.header.build_id or reader.checksum_hex[:16]
+def read_index_files(settings: Settings, warnings: list[str]) -> list[IndexReader]:
+    """Open and verify every index file (checksum, signature, profile), or refuse in one line."""
+
+    def vet(reader: IndexReader) -> None:
+        check_signature(settings, reader, warnings)
+        refuse_weak_profile(settings, reader, warnings)
+
+    try:
+        return open_readers(index_paths(settings.index_path), vet)
+    except (LookupIndexError, IndexSetRefused) as exc:
+        raise StartupRefused(str(exc)) from None
+
+
+def match_or_refuse(readers: list[IndexReader], key: KeyMaterial) -> IndexSet:
+    """The files as one set under ``key``, or StartupRefused (the readers then closed)."""
+    try:
+        return match_set(readers, key)
+    except (LookupIndexError, IndexSetRefused) as exc:
+        for reader in readers:
+            reader.close()
+        raise StartupRefused(str(exc)) from None
 
 
 def open_service(
@@ -113,30 +132,26 @@ def open_service(
     renderer: PaddedJSON,
     *,
     warn: bool = True,
-    metrics: Metrics | None = None,
 ) -> CheckService:
-    """Open and check the index, the key and the catalogues; raise StartupRefused.
+    """Open and check the indexes, the key and the catalogues; raise StartupRefused.
 
     Warnings are logged only once every check passed (a refusal stays one line), and not
     at all with ``warn=False`` (the launcher's preflight: the lifespan will say them).
     """
     warnings: list[str] = []
+    readers = read_index_files(settings, warnings)
     try:
-        reader = IndexReader.open(settings.index_path, verify_checksum=True)
-    except LookupIndexError as exc:
-        raise StartupRefused(str(exc)) from None
-    try:
-        check_signature(settings, reader, warnings)
-        refuse_weak_profile(settings, reader, warnings)
         key = settings.open_key_backend()
     except LookupIndexError as exc:
-        reader.close()
+        for reader in readers:
+            reader.close()
         raise StartupRefused(str(exc)) from None
+    try:
+        indexes = match_or_refuse(readers, key)
     except StartupRefused:
-        reader.close()
+        key.close()
         raise
     try:
-        hasher = reader.hasher(key)
         # Subkeys are derived once, here: a few token operations, then plain memory.
         limits.bind_pepper(rate_limit_key(settings) or key)
         queue = AdmissionQueue(
@@ -145,21 +160,19 @@ def open_service(
             settings.max_in_flight,
         )
         desk = AdmissionDesk(settings, limits, key)
-        service = CheckService(
-            reader, hasher, limits, renderer, AdviceCatalogue.load(), desk, queue, metrics
-        )
+        service = CheckService(indexes, limits, renderer, AdviceCatalogue.load(), desk, queue)
         for payload in service.largest_payloads():
             renderer.render(payload)
     except LookupIndexError as exc:
-        reader.close()
+        indexes.close()
         key.close()
         raise StartupRefused(str(exc)) from None
     except PayloadDoesNotFit as exc:
-        reader.close()
+        indexes.close()
         key.close()
         raise StartupRefused(f"SELFCHECK_RESPONSE_SIZE too small: {exc}") from None
     warn_about_software_token(key, warnings)
-    for text in warnings if warn else ():
+    for text in dict.fromkeys(warnings) if warn else ():
         logger.warning(text)
     service.start_counting_key_operations()
     return service
@@ -175,12 +188,13 @@ def make_lifespan(
     @asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[State]:
         try:
-            service = open_service(settings, limits, renderer, metrics=metrics)
+            service = open_service(settings, limits, renderer)
         except StartupRefused as exc:
             message.text = f"selfcheck cannot start: {exc}"
             raise
         if metrics is not None:
-            metrics.show_indexes(index_id(service.reader), index_rows(service.reader))
+            service.metrics = metrics
+            metrics.show_indexes(service.indexes.id, index_rows(service.indexes))
         if limits.per_process:
             logger.warning("rate limits use memory:// storage: they are per process, not shared")
         service.desk.start()
@@ -196,7 +210,7 @@ def make_lifespan(
                 usage.key_operations,
                 usage.hashed_checks,
             )
-            service.reader.close()
+            service.indexes.close()
             service.hasher.key.close()
             forget_this_process()
 

@@ -29,7 +29,9 @@ CHECK = "/v1/check"
 GENEROUS_LIMITS: dict[str, Any] = lifted_limits()
 GENEROUS_ENV = lifted_limits_env()
 #: Keys of every 200 body, whatever the outcome.
-ANSWER_KEYS = {"status", "incident", "exposed", "advice", "lang", "checked_at", "padding"}
+ANSWER_KEYS = {
+    *("status", "incident", "exposed", "advice", "incidents", "lang", "checked_at", "padding"),
+}
 ERROR_KEYS = {"error", "message", "padding"}
 
 
