@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shutil
@@ -74,9 +75,12 @@ def serve(settings: Settings) -> None:
 
 
 def _run_uvicorn(settings: Settings) -> None:
+    """What ``uvicorn.run`` does, with our supervisor for several workers (SIGHUP reloads)."""
     import uvicorn
 
-    uvicorn.run(
+    from app.supervisor import STARTUP_FAILURE, ReloadingMultiprocess
+
+    config = uvicorn.Config(
         "app.main:create_app",
         factory=True,
         host=settings.host,
@@ -101,6 +105,16 @@ def _run_uvicorn(settings: Settings) -> None:
         timeout_keep_alive=settings.keep_alive_s,
         log_config=log_config(settings.log_level),
     )
+    if config.workers > 1:
+        with contextlib.suppress(KeyboardInterrupt):
+            ReloadingMultiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    config.load_app()
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 def demo(directory: Path, port: int, rows: int) -> None:

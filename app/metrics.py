@@ -104,7 +104,8 @@ class Metrics:
             "The loaded index set (1), per incident; 0 for a set replaced by a reload",
             ["index_id", "incident", "format_version", "keys", "params_id"],
             registry=r,
-            multiprocess_mode="livemax",
+            # Per worker (a pid label): during a reload each worker shows the set it serves.
+            multiprocess_mode="liveall",
         )
         self.index_built = Gauge(
             "selfcheck_index_build_timestamp_seconds",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -19,6 +20,7 @@ from app.index_set import IndexSet, IndexSetRefused, index_paths, match_set, ope
 from app.metrics_server import forget_this_process
 from app.padded_json import PaddedJSON, PayloadDoesNotFit
 from app.rate_limit import RateLimits
+from app.reloader import IndexReloader
 from app.settings import Settings
 from lookup_index import IndexReader, KeyBackend, KeyMaterial, LookupIndexError, load_pepper
 from lookup_index.signing import load_public_key
@@ -198,10 +200,20 @@ def make_lifespan(
         if limits.per_process:
             logger.warning("rate limits use memory:// storage: they are per process, not shared")
         service.desk.start()
+        key = service.hasher.key
+        reloader = IndexReloader(
+            settings,
+            service,
+            lambda: match_or_refuse(read_index_files(settings, []), key),
+            index_rows,
+            metrics,
+        )
+        reloader.start(asyncio.get_running_loop())
         logger.info("index loaded; ready")
         try:
             yield {"service": service, "limits": limits}
         finally:
+            reloader.stop()
             service.desk.stop()
             usage = service.key_usage()
             # More token operations than hashed checks: something else used the key.

@@ -110,9 +110,11 @@ def test_two_workers_are_summed_in_one_exposition(scraped: Scraped) -> None:
     assert samples["selfcheck_hash_queue_wait_seconds_count"] == 10
     assert samples["selfcheck_floor_held_total"] == 15
     assert samples['selfcheck_ceiling_capacity_per_second{admission="proven"}'] > 0
-    (info,) = [k for k, v in samples.items() if k.startswith("selfcheck_index_info") and v == 1]
-    assert 'incident="test-incident"' in info
-    assert 'format_version="2"' in info
+    infos = [k for k, v in samples.items() if k.startswith("selfcheck_index_info") and v == 1]
+    assert len(infos) == 2  # one per worker: each says which set it serves
+    for info in infos:
+        assert 'incident="test-incident"' in info
+        assert 'format_version="2"' in info
     assert all(name.startswith(("selfcheck_", "python_", "process_")) for name in samples)
 
 

@@ -9,90 +9,23 @@ at start-up in one line.
 
 from __future__ import annotations
 
-import csv
-import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from lookup_index import IndexReader
-from lookup_index.builder import BuildOptions, build_index
-from lookup_index.generator import Probe, generate, read_probes
-from lookup_index.pepper import load_pepper
-from lookup_index.profiles import TEST
+from lookup_index.generator import Probe
 from tests.app.helpers import CHECK, GENEROUS_LIMITS, body_of, dataset_env, run_refusal
 from tests.support.dataset import Dataset
-
-SECOND_CATEGORIES = ["identity", "contact"]
-
-
-@dataclass(frozen=True)
-class TwoIncidents:
-    first: Path
-    second: Path
-    both: list[Probe]  # in both incidents
-    first_only: list[Probe]
-    second_only: list[Probe]
-    neither: list[Probe]
-
-
-def _compact(nir: str) -> str:
-    return re.sub(r"[^0-9A-Za-z]", "", nir)
-
-
-def _build(export: Path, out: Path, dataset: Dataset, incident: str, salt: bytes | None) -> None:
-    build_index(
-        BuildOptions(
-            input=export,
-            out=out,
-            pepper=load_pepper(dataset.key),
-            profile=TEST,
-            workers=1,
-            incident_id=incident,
-            incident_label=f"Incident {incident}",
-            salt=salt,
-        )
-    )
+from tests.support.incidents import SECOND_CATEGORIES, TwoIncidents, build_like, build_two_incidents
 
 
 @pytest.fixture(scope="module")
 def two(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> TwoIncidents:
-    work = tmp_path_factory.mktemp("incidents")
-    generate(300, 99, work / "own.csv", work / "own-probes.csv", probes=40)
-    affected = dataset.by_expected("affected")
-    shared, first_only = affected[:4], affected[4:8]
-    shared_nirs = {_compact(p.nir) for p in shared}
-    with dataset.export.open(encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle, delimiter=";"))
-    with (work / "own.csv").open(encoding="utf-8") as handle:
-        reader = csv.DictReader(handle, delimiter=";")
-        fields, own = reader.fieldnames, list(reader)
-    assert fields is not None
-    taken = [r for r in rows if _compact(r["nir"]) in shared_nirs]
-    assert len(taken) >= len(shared)
-    with (work / "second.csv").open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, delimiter=";")
-        writer.writeheader()
-        for row in taken:
-            writer.writerow({**row, "categories": ";".join(SECOND_CATEGORIES)})
-        writer.writerows(own)
-    with IndexReader.open(dataset.index) as first:
-        salt = first.header.salt
-    _build(work / "second.csv", work / "second.bin", dataset, "second-incident", salt)
-    own_probes = read_probes(work / "own-probes.csv")
-    return TwoIncidents(
-        first=dataset.index,
-        second=work / "second.bin",
-        both=shared,
-        first_only=[p for p in first_only if _compact(p.nir) not in shared_nirs],
-        second_only=[p for p in own_probes if p.expected == "affected"][:4],
-        neither=dataset.by_expected("not_found")[:4],
-    )
+    return build_two_incidents(dataset, tmp_path_factory.mktemp("incidents"))
 
 
 async def _answers(http: Any, probes: list[Probe]) -> list[dict[str, Any]]:
@@ -145,7 +78,7 @@ async def test_a_two_incident_set_answers_both(
 def test_files_that_cannot_share_one_hash_are_refused_in_one_line(
     dataset: Dataset, two: TwoIncidents, tmp_path: Path
 ) -> None:
-    _build(dataset.export, tmp_path / "other-salt.bin", dataset, "third-incident", None)
+    build_like(dataset.export, tmp_path / "other-salt.bin", dataset, "third-incident", None)
     for paths, reason in [
         (f"{two.first},{tmp_path / 'other-salt.bin'}", "do not share salt and Argon2 parameters"),
         (f"{two.second},{two.second}", "are both incident 'second-incident'"),
