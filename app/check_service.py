@@ -22,6 +22,7 @@ from app.admission.desk import AdmissionDesk
 from app.admission.queue import AdmissionQueue
 from app.advice import LANGS, AdviceCatalogue, Lang, negotiate_lang
 from app.client_address import IPAddress
+from app.content import Content
 from app.errors import (
     InvalidRequest,
     PublicError,
@@ -82,8 +83,11 @@ class CheckService:
         desk: AdmissionDesk,
         queue: AdmissionQueue,
         metrics: CheckMetrics | None = None,
+        content: Content | None = None,
     ) -> None:
         self.metrics = metrics
+        #: The operator's incident labels and descriptions (SELFCHECK_CONTENT_DIR).
+        self.content = content
         #: Replaced whole by a reload; a check reads it once, so it finishes on one set.
         self.indexes = indexes
         self.limits = limits
@@ -167,7 +171,9 @@ class CheckService:
 
     def incident(self, reader: IndexReader, lang: Lang) -> dict[str, str]:
         header = reader.header
-        return {"id": header.incident_id, "label": header.incident_label}
+        if self.content is None:
+            return {"id": header.incident_id, "label": header.incident_label, "description": ""}
+        return self.content.incident(header.incident_id, header.incident_label, lang)
 
     def payload(self, indexes: IndexSet, matches: Matches, lang: Lang) -> dict[str, Any]:
         """One shape for every outcome. ``incidents`` lists every served incident, in order,

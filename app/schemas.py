@@ -42,6 +42,7 @@ class CheckRequest(BaseModel):
 class Incident(BaseModel):
     id: str
     label: str
+    description: str = Field(default="", description="the operator's text (SELFCHECK_CONTENT_DIR)")
 
 
 class ServedIncident(BaseModel):
@@ -49,6 +50,7 @@ class ServedIncident(BaseModel):
 
     id: str
     label: str
+    description: str = ""
     affected: bool
     exposed: list[str]
 

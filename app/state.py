@@ -16,6 +16,7 @@ from app.admission.desk import AdmissionDesk
 from app.admission.queue import AdmissionQueue
 from app.advice import AdviceCatalogue
 from app.check_service import CheckService
+from app.content import Content, ContentRefused
 from app.index_set import IndexSet, IndexSetRefused, index_paths, match_set, open_readers
 from app.metrics_server import forget_this_process
 from app.padded_json import PaddedJSON, PayloadDoesNotFit
@@ -141,6 +142,15 @@ def open_service(
     at all with ``warn=False`` (the launcher's preflight: the lifespan will say them).
     """
     warnings: list[str] = []
+    try:
+        content = Content.load(settings.content_dir)
+    except ContentRefused as exc:
+        raise StartupRefused(str(exc)) from None
+    if content.bundled_notice:
+        warnings.append(
+            "the privacy notice is the bundled default, naming no controller, DPO or legal "
+            "basis: set SELFCHECK_CONTENT_DIR (docs/OPERATIONS.md, Texts)"
+        )
     readers = read_index_files(settings, warnings)
     try:
         key = settings.open_key_backend()
@@ -162,7 +172,15 @@ def open_service(
             settings.max_in_flight,
         )
         desk = AdmissionDesk(settings, limits, key)
-        service = CheckService(indexes, limits, renderer, AdviceCatalogue.load(), desk, queue)
+        service = CheckService(
+            indexes,
+            limits,
+            renderer,
+            AdviceCatalogue(content.advice),
+            desk,
+            queue,
+            content=content,
+        )
         for payload in service.largest_payloads():
             renderer.render(payload)
     except LookupIndexError as exc:
