@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from app.content import Content, ContentRefused
 from tests.app.helpers import CHECK, GENEROUS_LIMITS, body_of, dataset_env, run_refusal
 from tests.support.dataset import Dataset
 
@@ -79,22 +80,37 @@ async def test_without_a_content_dir_the_bundled_texts_serve(
     }
 
 
-@pytest.mark.parametrize(
-    ("name", "text", "reason"),
-    [
-        ("privacy.json", json.dumps({"fr": NOTICE["fr"]}), "privacy.json: en: Field required"),
-        (
-            "privacy.json",
-            json.dumps({**NOTICE, "fr": {**NOTICE["fr"], "dpo_contact": ""}}),
-            "privacy.json: fr.dpo_contact: String should have at least 1 character",
-        ),
-        ("incidents.json", "{not json", "incidents.json is not readable JSON"),
-        ("advice.en.json", json.dumps({"categories": {}}), "advice.en.json: affected: Field"),
-    ],
-)
-def test_a_bad_content_file_is_refused_at_start_up_in_one_line(
-    dataset: Dataset, tmp_path: Path, name: str, text: str, reason: str
+BAD_FILES = [
+    ("privacy.json", json.dumps({"fr": NOTICE["fr"]}), "privacy.json: en: Field required"),
+    (
+        "privacy.json",
+        json.dumps({**NOTICE, "fr": {**NOTICE["fr"], "dpo_contact": ""}}),
+        "privacy.json: fr.dpo_contact: String should have at least 1 character",
+    ),
+    ("privacy.json", json.dumps({**NOTICE, "de": NOTICE["fr"]}), "privacy.json: de: Extra inputs"),
+    ("incidents.json", "{not json", "incidents.json is not readable JSON"),
+    ("incidents.json", json.dumps({"x": {"fr": {}}}), "incidents.json [x]: fr.label: Field"),
+    ("advice.en.json", json.dumps({"categories": {}}), "advice.en.json: affected: Field"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "reason"), BAD_FILES)
+def test_every_bad_content_file_is_named_in_one_line(
+    tmp_path: Path, name: str, text: str, reason: str
 ) -> None:
+    (tmp_path / name).write_text(text, "utf-8")
+    with pytest.raises(ContentRefused) as refused:
+        Content.load(tmp_path)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith("content file ")
+    assert reason in message
+
+
+def test_a_bad_content_file_is_refused_at_start_up_in_one_line(
+    dataset: Dataset, tmp_path: Path
+) -> None:
+    name, text, reason = BAD_FILES[1]
     (tmp_path / name).write_text(text, "utf-8")
     code, output = run_refusal(
         [sys.executable, "-m", "app", "serve"],

@@ -17,7 +17,10 @@ from typing import Any
 import orjson
 import pytest
 
+from app.index_set import IndexSetRefused, match_set
+from lookup_index import IndexReader
 from lookup_index.generator import Probe
+from lookup_index.pepper import load_pepper
 from tests.app.helpers import CHECK, GENEROUS_LIMITS, body_of, dataset_env, run_refusal
 from tests.support.dataset import Dataset
 from tests.support.incidents import SECOND_CATEGORIES, TwoIncidents, build_like, build_two_incidents
@@ -79,16 +82,23 @@ def test_files_that_cannot_share_one_hash_are_refused_in_one_line(
     dataset: Dataset, two: TwoIncidents, tmp_path: Path
 ) -> None:
     build_like(dataset.export, tmp_path / "other-salt.bin", dataset, "third-incident", None)
-    for paths, reason in [
-        (f"{two.first},{tmp_path / 'other-salt.bin'}", "do not share salt and Argon2 parameters"),
-        (f"{two.second},{two.second}", "are both incident 'second-incident'"),
-    ]:
-        code, output = run_refusal(
-            [sys.executable, "-m", "app", "serve"],
-            dataset_env(dataset, SELFCHECK_INDEX_PATH=paths),
-        )
-        assert code != 0
-        lines = output.strip().splitlines()
-        assert len(lines) == 1, output
-        assert lines[0].startswith("selfcheck cannot start: ")
-        assert reason in lines[0]
+    code, output = run_refusal(
+        [sys.executable, "-m", "app", "serve"],
+        dataset_env(dataset, SELFCHECK_INDEX_PATH=f"{two.first},{tmp_path / 'other-salt.bin'}"),
+    )
+    assert code != 0
+    lines = output.strip().splitlines()
+    assert len(lines) == 1, output
+    assert lines[0].startswith("selfcheck cannot start: ")
+    assert "do not share salt and Argon2 parameters" in lines[0]
+    assert "--like" in lines[0]
+
+
+def test_two_files_of_one_incident_are_refused(dataset: Dataset, two: TwoIncidents) -> None:
+    readers = [IndexReader.open(two.second), IndexReader.open(two.second)]
+    try:
+        with pytest.raises(IndexSetRefused, match="are both incident 'second-incident'"):
+            match_set(readers, load_pepper(dataset.key))
+    finally:
+        for reader in readers:
+            reader.close()

@@ -1,15 +1,17 @@
-"""/metrics of a real `selfcheck serve` with two workers, scraped by a real Prometheus.
+"""/metrics and the request log of a real `selfcheck serve` with two workers; a real Prometheus.
 
 Known traffic (hits, misses, malformed bodies, junk refusals, an invented path) goes
 to two worker processes sharing one Redis; the launcher's exposition sums them
 (multiprocess mode) and Debian's `prometheus`, started here on loopback, must show
 exactly those counts through its HTTP API. Neither the exposition nor Prometheus's
-series may hold a submitted value, an outcome or a client address.
+series may hold a submitted value, an outcome or a client address. The same run's log
+has one JSON line per request with exactly the documented fields, and no personal data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import subprocess
 import time
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from lookup_index.pepper import generate_pepper_file
@@ -185,3 +188,32 @@ def test_a_real_prometheus_scrapes_the_expected_series(scraped: Scraped, tmp_pat
                 assert value not in series
     finally:
         stop_process(process)
+
+
+LOG_FIELDS = {"ts", "event", "route", "status", "duration_ms", "net"}
+
+
+def test_one_json_line_per_request_without_personal_data(scraped: Scraped) -> None:
+    log = scraped.server.log_text()
+    lines = [orjson.loads(line) for line in log.splitlines() if line.startswith("{")]
+    checks = [line for line in lines if line["route"] == CHECK]
+    statuses = sorted(line["status"] for line in checks)
+    assert statuses == [200] * (HITS + MISSES) + [422] * JUNK_LIMIT + [429] * 2
+    others = [line for line in lines if line["route"] == "other"]  # invented paths, /metrics
+    assert others
+    assert {line["status"] for line in others} == {404}
+    for line in lines:
+        extra = {"refused_by"} if line["status"] == 429 else set()
+        assert set(line) == LOG_FIELDS | extra, line
+        assert line["event"] == "request"
+        assert re.fullmatch(r"[0-9a-f]{16}", line["net"])
+    assert {line["refused_by"] for line in checks if line["status"] == 429} == {"junk"}
+    assert min(line["duration_ms"] for line in checks) >= 20  # the floor is inside
+    assert len({line["net"] for line in lines}) == 1  # one client network, two workers
+    for probe in scraped.probes:
+        for value in submitted_values(probe):
+            assert value not in log, value
+    for forbidden in ("affected", "not_found", "Test incident"):
+        assert forbidden not in log
+    # The server's own start-up line names its bind address; no request line has one.
+    assert not [line for line in lines if "127.0.0.1" in orjson.dumps(line).decode()]
