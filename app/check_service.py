@@ -31,6 +31,7 @@ from app.errors import (
     UnsupportedMediaType,
 )
 from app.index_set import IndexSet, Matches
+from app.outcome_totals import DailyOutcomes
 from app.padded_json import PaddedJSON
 from app.rate_limit import RateLimits
 from app.schemas import CheckRequest
@@ -88,6 +89,8 @@ class CheckService:
         self.metrics = metrics
         #: The operator's incident labels and descriptions (SELFCHECK_CONTENT_DIR).
         self.content = content
+        #: Daily totals for the DPO, published only once a day is over (no live count).
+        self.outcomes: DailyOutcomes | None = None
         #: Replaced whole by a reload; a check reads it once, so it finishes on one set.
         self.indexes = indexes
         self.limits = limits
@@ -155,6 +158,8 @@ class CheckService:
         if proven:
             self.limits.count_proven(subject)
         matches = indexes.lookup(digest)
+        if self.outcomes is not None:
+            self.outcomes.count(bool(matches))
         lang = negotiate_lang(query.lang, headers.get("accept-language", ""))
         return self.renderer.response(self.payload(indexes, matches, lang))
 

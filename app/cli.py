@@ -133,6 +133,14 @@ def demo(directory: Path, port: int, rows: int) -> None:
     serve(settings)
 
 
+def print_outcomes(settings: Settings, days: int) -> None:
+    from app.outcome_totals import report
+    from app.rate_limit import RateLimits
+
+    for line in report(RateLimits(settings).storage, max(1, min(days, 400))):
+        print(line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="selfcheck", description="Patient breach self-check")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -142,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_parser.add_argument("--host", help="address to bind (SELFCHECK_HOST)")
     serve_parser.add_argument("--port", type=int, help="port (SELFCHECK_PORT)")
     serve_parser.add_argument("--workers", type=int, help="worker processes (SELFCHECK_WORKERS)")
+    outcomes_parser = sub.add_parser(
+        "outcomes", help="daily totals of outcomes for the DPO (days that are over; < 10 hidden)"
+    )
+    outcomes_parser.add_argument("--days", type=int, default=7)
     demo_parser = sub.add_parser("demo", help="build a synthetic demo index and serve it")
     demo_parser.add_argument("--dir", type=Path, default=Path(".demo"))
     demo_parser.add_argument("--port", type=int, default=8000)
@@ -150,7 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        if args.command == "serve":
+        if args.command == "outcomes":
+            print_outcomes(_settings(), args.days)
+        elif args.command == "serve":
             flags = {"host": args.host, "port": args.port, "workers": args.workers}
             serve(_settings(**{k: v for k, v in flags.items() if v is not None}))
         else:

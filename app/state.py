@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.admission.desk import AdmissionDesk
@@ -19,6 +20,7 @@ from app.check_service import CheckService
 from app.content import Content, ContentRefused
 from app.index_set import IndexSet, IndexSetRefused, index_paths, match_set, open_readers
 from app.metrics_server import forget_this_process
+from app.outcome_totals import DailyOutcomes
 from app.padded_json import PaddedJSON, PayloadDoesNotFit
 from app.rate_limit import RateLimits
 from app.reloader import IndexReloader
@@ -212,6 +214,7 @@ def make_lifespan(
         except StartupRefused as exc:
             message.text = f"selfcheck cannot start: {exc}"
             raise
+        service.outcomes = DailyOutcomes(limits.storage)
         if metrics is not None:
             service.metrics = metrics
             metrics.show_indexes(service.indexes.id, index_rows(service.indexes))
@@ -233,6 +236,7 @@ def make_lifespan(
         finally:
             reloader.stop()
             service.desk.stop()
+            await run_in_threadpool(service.outcomes.flush)
             usage = service.key_usage()
             # More token operations than hashed checks: something else used the key.
             logger.info(
