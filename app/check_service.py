@@ -8,9 +8,10 @@ payload builder and padding. Only the data differ.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from pydantic import ValidationError
 from starlette.datastructures import Headers
@@ -19,8 +20,9 @@ from starlette.responses import Response
 from app.admission.buckets import Admission, Stage, Subject
 from app.admission.desk import AdmissionDesk
 from app.admission.queue import AdmissionQueue
-from app.advice import AdviceCatalogue, Lang, negotiate_lang
+from app.advice import LANGS, AdviceCatalogue, Lang, negotiate_lang
 from app.client_address import IPAddress
+from app.content import Content
 from app.errors import (
     InvalidRequest,
     PublicError,
@@ -28,6 +30,8 @@ from app.errors import (
     Unavailable,
     UnsupportedMediaType,
 )
+from app.index_set import IndexSet, Matches
+from app.outcome_totals import DailyOutcomes
 from app.padded_json import PaddedJSON
 from app.rate_limit import RateLimits
 from app.schemas import CheckRequest
@@ -45,6 +49,7 @@ class KeyUnavailable(Unavailable):
     """The key backend (an HSM) failed or did not answer in time: the uniform 503."""
 
     what_failed = "key token unavailable"
+    cause = "key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +64,12 @@ class KeyUsage:
     hashed_checks: int
 
 
+class CheckMetrics(Protocol):
+    """What the check tells the metrics (app/metrics.py): durations and a class, no outcome."""
+
+    def hashed(self, admission: str, wait_s: float, hash_s: float) -> None: ...
+
+
 def is_json(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
@@ -66,16 +77,22 @@ def is_json(content_type: str) -> bool:
 class CheckService:
     def __init__(
         self,
-        reader: IndexReader,
-        hasher: KeyedHasher,
+        indexes: IndexSet,
         limits: RateLimits,
         renderer: PaddedJSON,
         advice: AdviceCatalogue,
         desk: AdmissionDesk,
         queue: AdmissionQueue,
+        metrics: CheckMetrics | None = None,
+        content: Content | None = None,
     ) -> None:
-        self.reader = reader
-        self.hasher = hasher
+        self.metrics = metrics
+        #: The operator's incident labels and descriptions (SELFCHECK_CONTENT_DIR).
+        self.content = content
+        #: Daily totals for the DPO, published only once a day is over (no live count).
+        self.outcomes: DailyOutcomes | None = None
+        #: Replaced whole by a reload; a check reads it once, so it finishes on one set.
+        self.indexes = indexes
         self.limits = limits
         self.renderer = renderer
         self.advice = advice
@@ -83,9 +100,16 @@ class CheckService:
         self.queue = queue
         self._count_lock = threading.Lock()
         self._hashed_checks = 0
-        self._key_operations_at_start = hasher.key.operations
-        header = reader.header
-        self._incident = {"id": header.incident_id, "label": header.incident_label}
+        self._key_operations_at_start = indexes.hasher.key.operations
+
+    @property
+    def reader(self) -> IndexReader:
+        """The first incident's index (its header names the deployment's parameters)."""
+        return self.indexes.first
+
+    @property
+    def hasher(self) -> KeyedHasher:
+        return self.indexes.hasher
 
     def refuse_junk(self, subject: Subject, error: PublicError) -> NoReturn:
         """A body we refuse (413, 415, 422) counts only in its own cheap per-network bucket."""
@@ -120,16 +144,24 @@ class CheckService:
             raise RateLimited
         with self._count_lock:
             self._hashed_checks += 1
+        indexes = self.indexes
+        queued = time.perf_counter()
         try:
             with self.queue.hash_slot():
-                digest = self.hasher.digest(identity.canonical())
+                slotted = time.perf_counter()
+                digest = indexes.hasher.digest(identity.canonical())
+                hashed = time.perf_counter()
         except KeyUnavailableError as exc:
             raise KeyUnavailable from exc
+        if self.metrics is not None:
+            self.metrics.hashed(admission.value, slotted - queued, hashed - slotted)
         if proven:
             self.limits.count_proven(subject)
-        found, mask = self.reader.lookup_mask(digest)
+        matches = indexes.lookup(digest)
+        if self.outcomes is not None:
+            self.outcomes.count(bool(matches))
         lang = negotiate_lang(query.lang, headers.get("accept-language", ""))
-        return self.renderer.response(self.payload(found, mask, lang))
+        return self.renderer.response(self.payload(indexes, matches, lang))
 
     def start_counting_key_operations(self) -> None:
         """From here on every key operation should be one hashed check (start-up excluded)."""
@@ -142,23 +174,47 @@ class CheckService:
             checks = self._hashed_checks
         return KeyUsage(self.hasher.key.operations - self._key_operations_at_start, checks)
 
-    def payload(self, found: bool, mask: int, lang: Lang) -> dict[str, Any]:
-        outcome = ("not_found", "affected")[found]
-        exposed = names_of(mask, self.reader.header.categories)
+    def incident(self, reader: IndexReader, lang: Lang) -> dict[str, str]:
+        header = reader.header
+        if self.content is None:
+            return {"id": header.incident_id, "label": header.incident_label, "description": ""}
+        return self.content.incident(header.incident_id, header.incident_label, lang)
+
+    def payload(self, indexes: IndexSet, matches: Matches, lang: Lang) -> dict[str, Any]:
+        """One shape for every outcome. ``incidents`` lists every served incident, in order,
+        with the categories exposed in it (empty where the identity is not); ``incident``,
+        ``exposed`` and ``advice`` cover the matches together (the first incident on a miss)."""
+        outcome = ("not_found", "affected")[bool(matches)]
+        masks = {id(reader): mask for reader, mask in matches}
+        listed: list[dict[str, Any]] = []
+        exposed: list[str] = []
+        for reader in indexes.readers:
+            mask = masks.get(id(reader))
+            names = names_of(mask or 0, reader.header.categories)
+            exposed += [name for name in names if name not in exposed]
+            listed.append(
+                {
+                    **self.incident(reader, lang),
+                    "affected": mask is not None,
+                    "exposed": names,
+                }
+            )
+        primary = matches[0][0] if matches else indexes.first
         return {
             "status": outcome,
-            "incident": self._incident,
+            "incident": self.incident(primary, lang),
             "exposed": exposed,
             "advice": self.advice.advice(lang, outcome, exposed),
+            "incidents": listed,
             "lang": lang,
             "checked_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
 
-    def largest_payloads(self) -> list[dict[str, Any]]:
-        """Every answer shape at its largest, to prove at start-up that padding can fit them."""
-        every_category = (1 << len(self.reader.header.categories)) - 1
+    def largest_payloads(self, indexes: IndexSet | None = None) -> list[dict[str, Any]]:
+        """Every answer shape at its largest (every incident matched with every category),
+        to prove at start-up, and before a reload, that padding can fit them."""
+        indexes = indexes or self.indexes
+        everything = [(r, (1 << len(r.header.categories)) - 1) for r in indexes.readers]
         return [
-            self.payload(found, every_category if found else 0, lang)
-            for lang in ("fr", "en")
-            for found in (False, True)
+            self.payload(indexes, matches, lang) for lang in LANGS for matches in ([], everything)
         ]

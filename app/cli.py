@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from app.logging_setup import log_config
+from app.metrics_server import MULTIPROC_ENV, prepare_multiprocess_dir, serve_metrics
 from app.settings import Settings
 from app.state import StartupRefused, open_service
 from lookup_index import LookupIndexError
@@ -44,16 +48,39 @@ def _preflight(settings: Settings) -> None:
         )
     except StartupRefused as exc:
         raise SystemExit(f"selfcheck cannot start: {exc}") from None
-    service.reader.close()
+    service.indexes.close()
     service.hasher.key.close()
 
 
 def serve(settings: Settings) -> None:
     """The one way to run the service; preflight first, then uvicorn with the safe options."""
+    _preflight(settings)
+    owned_metrics_dir = not os.environ.get(MULTIPROC_ENV)
+    metrics_dir = prepare_multiprocess_dir()
+    try:
+        serve_metrics(settings.metrics_host, settings.metrics_port)
+    except OSError as exc:
+        # The API still serves; the scrape target goes down, which the alerts show.
+        logging.getLogger("app.metrics").warning(
+            "metrics not served on %s:%d (%s)",
+            settings.metrics_host,
+            settings.metrics_port,
+            exc.strerror or type(exc).__name__,
+        )
+    try:
+        _run_uvicorn(settings)
+    finally:
+        if owned_metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_uvicorn(settings: Settings) -> None:
+    """What ``uvicorn.run`` does, with our supervisor for several workers (SIGHUP reloads)."""
     import uvicorn
 
-    _preflight(settings)
-    uvicorn.run(
+    from app.supervisor import STARTUP_FAILURE, ReloadingMultiprocess
+
+    config = uvicorn.Config(
         "app.main:create_app",
         factory=True,
         host=settings.host,
@@ -78,6 +105,16 @@ def serve(settings: Settings) -> None:
         timeout_keep_alive=settings.keep_alive_s,
         log_config=log_config(settings.log_level),
     )
+    if config.workers > 1:
+        with contextlib.suppress(KeyboardInterrupt):
+            ReloadingMultiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    config.load_app()
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 def demo(directory: Path, port: int, rows: int) -> None:
@@ -90,9 +127,18 @@ def demo(directory: Path, port: int, rows: int) -> None:
     os.environ.setdefault("SELFCHECK_KEY_FILE", str(key.resolve()))
     os.environ.setdefault("SELFCHECK_PORT", str(port))
     os.environ.setdefault("SELFCHECK_LIMITS_PER_NETWORK", DEMO_NETWORK_LIMITS)
+    os.environ.setdefault("SELFCHECK_LOG_FORMAT", "text")
     settings = _settings()
     print_identities(demo_identities(probes), settings.port)
     serve(settings)
+
+
+def print_outcomes(settings: Settings, days: int) -> None:
+    from app.outcome_totals import report
+    from app.rate_limit import RateLimits
+
+    for line in report(RateLimits(settings).storage, max(1, min(days, 400))):
+        print(line)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_parser.add_argument("--host", help="address to bind (SELFCHECK_HOST)")
     serve_parser.add_argument("--port", type=int, help="port (SELFCHECK_PORT)")
     serve_parser.add_argument("--workers", type=int, help="worker processes (SELFCHECK_WORKERS)")
+    outcomes_parser = sub.add_parser(
+        "outcomes", help="daily totals of outcomes for the DPO (days that are over; < 10 hidden)"
+    )
+    outcomes_parser.add_argument("--days", type=int, default=7)
     demo_parser = sub.add_parser("demo", help="build a synthetic demo index and serve it")
     demo_parser.add_argument("--dir", type=Path, default=Path(".demo"))
     demo_parser.add_argument("--port", type=int, default=8000)
@@ -112,7 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        if args.command == "serve":
+        if args.command == "outcomes":
+            print_outcomes(_settings(), args.days)
+        elif args.command == "serve":
             flags = {"host": args.host, "port": args.port, "workers": args.workers}
             serve(_settings(**{k: v for k, v in flags.items() if v is not None}))
         else:

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.padded_json import PaddedJSON
+from app.request_note import note_unavailable
 
 logger = logging.getLogger("app.errors")
 
@@ -84,6 +85,8 @@ class Unavailable(PublicError):
     retry_after = RETRY_AFTER_UNAVAILABLE
     #: What the operator's log says failed (the runbook quotes it).
     what_failed: ClassVar[str] = "a component the check needs is unavailable"
+    #: The ``cause`` label of ``selfcheck_unavailable_total``: no room (overload) by default.
+    cause: ClassVar[str] = "overload"
 
 
 class InternalError(PublicError):
@@ -119,6 +122,8 @@ def register_error_handlers(app: FastAPI, renderer: PaddedJSON) -> None:
 
     async def public_error(request: Request, exc: Exception) -> Response:
         error = exc if isinstance(exc, PublicError) else InternalError()
+        if isinstance(error, Unavailable):
+            note_unavailable(error.cause)
         if isinstance(error, Unavailable) and error.__cause__ is not None:
             # The cause's type tells an operator what failed; its message may quote input.
             logger.warning("%s (%s)", error.what_failed, type(error.__cause__).__name__)

@@ -8,12 +8,15 @@ from starlette.middleware.cors import CORSMiddleware
 
 from app.admission.gate import NetworkGate
 from app.errors import register_error_handlers
-from app.logging_setup import silence_access_log
+from app.logging_setup import RequestLog, silence_access_log
+from app.metrics import Metrics
 from app.middleware.body_limit import BodyLimitMiddleware
 from app.middleware.catch_all import CatchAllMiddleware
+from app.middleware.observe import ObserveMiddleware
 from app.middleware.response_floor import FloorStats, ResponseFloorMiddleware
 from app.middleware.security_headers import SecurityHeadersMiddleware
 from app.middleware.uniform_headers import UniformHeadersMiddleware
+from app.network_id import NetworkIds
 from app.padded_json import PaddedJSON
 from app.rate_limit import RateLimits
 from app.routes.challenge import build_challenge_router
@@ -31,10 +34,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     renderer = PaddedJSON(settings.response_size)
     limits = RateLimits(settings)
     startup_message = StartupMessage()
-    floor_stats = FloorStats()
+    metrics = Metrics()
+    metrics.set_ceilings(settings.global_limit, settings.global_limit_proven)
+    floor_stats = FloorStats(on_held=metrics.floor_held.inc, on_overrun=metrics.floor_overruns.inc)
+    routes: set[str] = set()
+    request_log = RequestLog(
+        settings.log_format,
+        NetworkIds(None if limits.per_process else getattr(limits.storage, "storage", None)),
+        settings.trusted_proxies,
+    )
     # Outermost first. CORS sits outside the floor, the catch-all and the body cap so that
     # every answer of /v1/check (413 and 500 included) carries the same CORS headers.
     middleware = [
+        Middleware(ObserveMiddleware, metrics=metrics, routes=routes, log=request_log),
         Middleware(OneLineStartupErrors, message=startup_message),
         Middleware(UniformHeadersMiddleware, paths=[CHECK_PATH]),
         Middleware(SecurityHeadersMiddleware),
@@ -75,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Patient breach self-check",
         version="1",
-        lifespan=make_lifespan(settings, limits, renderer, startup_message),
+        lifespan=make_lifespan(settings, limits, renderer, startup_message, metrics),
         middleware=middleware,
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url=None,
@@ -84,10 +96,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # a near-path is a constant 404 like any unknown path.
         redirect_slashes=False,
     )
-    app.include_router(build_check_router(settings))
-    app.include_router(build_challenge_router(settings))
-    app.include_router(build_health_router(settings.health_allowed, settings.trusted_proxies))
-    app.include_router(build_widget_router(settings))
+    routers = [
+        build_check_router(settings),
+        build_challenge_router(settings),
+        build_health_router(settings.health_allowed, settings.trusted_proxies),
+        build_widget_router(settings),
+    ]
+    for router in routers:
+        app.include_router(router)
+        # The metrics' and the log's route label: these templates, anything else "other".
+        routes.update(path for route in router.routes if (path := getattr(route, "path", "")))
     register_error_handlers(app, renderer)
     app.state.floor_stats = floor_stats
+    app.state.metrics = metrics
     return app

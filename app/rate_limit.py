@@ -40,6 +40,7 @@ from app.admission.buckets import (
 from app.admission.gate import RefusedNetworks
 from app.errors import Unavailable
 from app.limit_syntax import parse_limits, storage_scheme
+from app.request_note import note_refusal
 from lookup_index import Identity, KeyMaterial, derive_subkey
 
 if TYPE_CHECKING:  # settings validate with the helpers below, so no import at run time
@@ -57,6 +58,7 @@ class StorageUnavailable(Unavailable):
     """The rate-limit store failed or did not answer in time: the uniform 503 (fail closed)."""
 
     what_failed = "rate-limit store unavailable"
+    cause = "store"
 
 
 def storage_options(uri: str, timeout: float) -> dict[str, Any]:
@@ -159,6 +161,7 @@ class RateLimits:
                 for item in bucket.limits:
                     counted = strategy.hit if spend else strategy.test
                     if not counted(item, KEY_PREFIX, bucket.name, key):
+                        note_refusal(bucket.name, bucket.admission.value)
                         if stage is Stage.NETWORK and admission is Admission.UNPROVEN:
                             stats = strategy.get_window_stats(item, KEY_PREFIX, bucket.name, key)
                             self.refused_networks.note(subject.address, stats.reset_time)

@@ -42,6 +42,17 @@ class CheckRequest(BaseModel):
 class Incident(BaseModel):
     id: str
     label: str
+    description: str = Field(default="", description="the operator's text (SELFCHECK_CONTENT_DIR)")
+
+
+class ServedIncident(BaseModel):
+    """One incident the service checks against, and what it exposed of this identity."""
+
+    id: str
+    label: str
+    description: str = ""
+    affected: bool
+    exposed: list[str]
 
 
 class ExposedCategory(BaseModel):
@@ -68,6 +79,9 @@ class CheckAnswer(BaseModel):
     incident: Incident
     exposed: list[str]
     advice: Advice
+    incidents: list[ServedIncident] = Field(
+        default_factory=list, description="every served incident, in order (several incidents)"
+    )
     lang: Lang
     checked_at: str = Field(description="UTC, second precision, fixed length")
     padding: str = Field(description="random characters making every body the same size")

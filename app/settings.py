@@ -85,6 +85,17 @@ class Settings(BaseSettings):
     #: Response bodies of /v1/check are padded to exactly this many bytes.
     response_size: int = Field(default=8192, ge=4096, le=65_536)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: One line per request on stdout: ``json`` (production) or ``text`` (``make run``).
+    log_format: Literal["json", "text"] = "json"
+    #: Prometheus exposition (``/metrics``), served by ``selfcheck serve`` on its own port,
+    #: never the public one; loopback unless the scraper needs another interface.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9180, ge=1, le=65_535)
+    #: Operator-owned texts: privacy notice, incident descriptions, advice (FR/EN); unset,
+    #: the bundled defaults (docs/OPERATIONS.md, "Texts").
+    content_dir: Path | None = None
+    #: Reload the index when its file changes (SIGHUP always reloads).
+    index_watch: bool = True
 
     # Rate limiting (see README "Rate limits").
     #: May hold a password (redis://:password@host), so it stays out of repr().
@@ -209,6 +220,12 @@ class Settings(BaseSettings):
     def _solve_times_in_order(self) -> Settings:
         if self.pow_min_solve_ms > self.pow_max_solve_ms:
             raise ValueError("pow_min_solve_ms must not exceed pow_max_solve_ms")
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_apart_from_the_api(self) -> Settings:
+        if self.metrics_port == self.port:
+            raise ValueError("metrics_port must differ from port: /metrics is never public")
         return self
 
     @model_validator(mode="after")

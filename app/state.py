@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TypedDict
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypedDict
 
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.admission.desk import AdmissionDesk
@@ -15,11 +18,19 @@ from app.admission.issuance import SlowapiEnvironment
 from app.admission.queue import AdmissionQueue
 from app.advice import AdviceCatalogue
 from app.check_service import CheckService
+from app.content import Content, ContentRefused
+from app.index_set import IndexSet, IndexSetRefused, index_paths, match_set, open_readers
+from app.metrics_server import forget_this_process
+from app.outcome_totals import DailyOutcomes
 from app.padded_json import PaddedJSON, PayloadDoesNotFit
 from app.rate_limit import RateLimits
+from app.reloader import IndexReloader
 from app.settings import Settings
-from lookup_index import IndexReader, KeyBackend, LookupIndexError, load_pepper
+from lookup_index import IndexReader, KeyBackend, KeyMaterial, LookupIndexError, load_pepper
 from lookup_index.signing import load_public_key
+
+if TYPE_CHECKING:
+    from app.metrics import Metrics
 
 logger = logging.getLogger("app.startup")
 
@@ -84,31 +95,78 @@ def warn_about_software_token(key: KeyBackend, warnings: list[str]) -> None:
         )
 
 
+def index_rows(indexes: IndexSet) -> list[dict[str, Any]]:
+    """What the info metric and /readyz say about the loaded indexes: no path, no secret."""
+    return [
+        {
+            "incident": reader.header.incident_id,
+            "format_version": reader.header.format_version,
+            "keys": reader.header.count,
+            "params_id": reader.header.params_id,
+            "built_at": datetime.fromisoformat(reader.header.created_at).timestamp(),
+        }
+        for reader in indexes.readers
+    ]
+
+
+def read_index_files(settings: Settings, warnings: list[str]) -> list[IndexReader]:
+    """Open and verify every index file (checksum, signature, profile), or refuse in one line."""
+
+    def vet(reader: IndexReader) -> None:
+        check_signature(settings, reader, warnings)
+        refuse_weak_profile(settings, reader, warnings)
+
+    try:
+        return open_readers(index_paths(settings.index_path), vet)
+    except (LookupIndexError, IndexSetRefused) as exc:
+        raise StartupRefused(str(exc)) from None
+
+
+def match_or_refuse(readers: list[IndexReader], key: KeyMaterial) -> IndexSet:
+    """The files as one set under ``key``, or StartupRefused (the readers then closed)."""
+    try:
+        return match_set(readers, key)
+    except (LookupIndexError, IndexSetRefused) as exc:
+        for reader in readers:
+            reader.close()
+        raise StartupRefused(str(exc)) from None
+
+
 def open_service(
-    settings: Settings, limits: RateLimits, renderer: PaddedJSON, *, warn: bool = True
+    settings: Settings,
+    limits: RateLimits,
+    renderer: PaddedJSON,
+    *,
+    warn: bool = True,
 ) -> CheckService:
-    """Open and check the index, the key and the catalogues; raise StartupRefused.
+    """Open and check the indexes, the key and the catalogues; raise StartupRefused.
 
     Warnings are logged only once every check passed (a refusal stays one line), and not
     at all with ``warn=False`` (the launcher's preflight: the lifespan will say them).
     """
     warnings: list[str] = []
     try:
-        reader = IndexReader.open(settings.index_path, verify_checksum=True)
-    except LookupIndexError as exc:
+        content = Content.load(settings.content_dir)
+    except ContentRefused as exc:
         raise StartupRefused(str(exc)) from None
+    if content.bundled_notice:
+        warnings.append(
+            "the privacy notice is the bundled default, naming no controller, DPO or legal "
+            "basis: set SELFCHECK_CONTENT_DIR (docs/OPERATIONS.md, Texts)"
+        )
+    readers = read_index_files(settings, warnings)
     try:
-        check_signature(settings, reader, warnings)
-        refuse_weak_profile(settings, reader, warnings)
         key = settings.open_key_backend()
     except LookupIndexError as exc:
-        reader.close()
+        for reader in readers:
+            reader.close()
         raise StartupRefused(str(exc)) from None
+    try:
+        indexes = match_or_refuse(readers, key)
     except StartupRefused:
-        reader.close()
+        key.close()
         raise
     try:
-        hasher = reader.hasher(key)
         # Subkeys are derived once, here: a few token operations, then plain memory.
         limits.bind_pepper(rate_limit_key(settings) or key)
         queue = AdmissionQueue(
@@ -118,16 +176,22 @@ def open_service(
         )
         desk = AdmissionDesk(settings, limits, key)
         service = CheckService(
-            reader, hasher, limits, renderer, AdviceCatalogue.load(), desk, queue
+            indexes,
+            limits,
+            renderer,
+            AdviceCatalogue(content.advice),
+            desk,
+            queue,
+            content=content,
         )
         for payload in service.largest_payloads():
             renderer.render(payload)
     except LookupIndexError as exc:
-        reader.close()
+        indexes.close()
         key.close()
         raise StartupRefused(str(exc)) from None
     except PayloadDoesNotFit as exc:
-        reader.close()
+        indexes.close()
         key.close()
         raise StartupRefused(f"SELFCHECK_RESPONSE_SIZE too small: {exc}") from None
     except SlowapiEnvironment as exc:
@@ -135,14 +199,18 @@ def open_service(
         key.close()
         raise StartupRefused(str(exc)) from None
     warn_about_software_token(key, warnings)
-    for text in warnings if warn else ():
+    for text in dict.fromkeys(warnings) if warn else ():
         logger.warning(text)
     service.start_counting_key_operations()
     return service
 
 
 def make_lifespan(
-    settings: Settings, limits: RateLimits, renderer: PaddedJSON, message: StartupMessage
+    settings: Settings,
+    limits: RateLimits,
+    renderer: PaddedJSON,
+    message: StartupMessage,
+    metrics: Metrics | None = None,
 ) -> Callable[[object], AbstractAsyncContextManager[State]]:
     @asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[State]:
@@ -151,14 +219,29 @@ def make_lifespan(
         except StartupRefused as exc:
             message.text = f"selfcheck cannot start: {exc}"
             raise
+        service.outcomes = DailyOutcomes(limits.storage)
+        if metrics is not None:
+            service.metrics = metrics
+            metrics.show_indexes(service.indexes.id, index_rows(service.indexes))
         if limits.per_process:
             logger.warning("rate limits use memory:// storage: they are per process, not shared")
         service.desk.start()
+        key = service.hasher.key
+        reloader = IndexReloader(
+            settings,
+            service,
+            lambda: match_or_refuse(read_index_files(settings, []), key),
+            index_rows,
+            metrics,
+        )
+        reloader.start(asyncio.get_running_loop())
         logger.info("index loaded; ready")
         try:
             yield {"service": service, "limits": limits}
         finally:
+            reloader.stop()
             service.desk.stop()
+            await run_in_threadpool(service.outcomes.flush)
             usage = service.key_usage()
             # More token operations than hashed checks: something else used the key.
             logger.info(
@@ -166,8 +249,9 @@ def make_lifespan(
                 usage.key_operations,
                 usage.hashed_checks,
             )
-            service.reader.close()
+            service.indexes.close()
             service.hasher.key.close()
+            forget_this_process()
 
     return lifespan
 

@@ -102,6 +102,12 @@ class IndexReader:
         if not hmac.compare_digest(actual, expected):
             raise IndexChecksumError(f"index checksum mismatch: {self.path} is corrupt")
 
+    @property
+    def checksum_hex(self) -> str:
+        """The file's SHA-256 as stored (names this exact file, e.g. a version 1 index)."""
+        end = self._layout.checksum_offset
+        return bytes(self._mm[end : end + CHECKSUM_SIZE]).hex()
+
     def check_pepper(self, key: KeyMaterial) -> None:
         if not hmac.compare_digest(key_check_value(key), self.header.key_check):
             raise KeyMismatchError("the key file does not match this index (key-check failed)")

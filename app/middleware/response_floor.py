@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -25,14 +25,28 @@ OVERRUN_WARNING_INTERVAL = 60.0
 class FloorStats:
     """Counters an operator (and the tests) can read: how often the floor was too short."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        on_held: Callable[[], object] | None = None,
+        on_overrun: Callable[[], object] | None = None,
+    ) -> None:
         self.held = 0
         self.overruns = 0
         self._last_warning = float("-inf")
+        # The metrics' counters: these per-process fields die with the process, those not.
+        self._on_held = on_held
+        self._on_overrun = on_overrun
+
+    def count_held(self) -> None:
+        self.held += 1
+        if self._on_held is not None:
+            self._on_held()
 
     def count_overrun(self, now: float) -> None:
         """Count it; warn at most once a minute, so an overload cannot flood the log."""
         self.overruns += 1
+        if self._on_overrun is not None:
+            self._on_overrun()
         if now - self._last_warning >= OVERRUN_WARNING_INTERVAL:
             self._last_warning = now
             logger.warning(
@@ -103,7 +117,7 @@ class ResponseFloorMiddleware:
         self, loop: asyncio.AbstractEventLoop, deadline: float, held: list[Message], send: Send
     ) -> None:
         remaining = deadline - loop.time()
-        self.stats.held += 1
+        self.stats.count_held()
         if remaining > 0:
             await asyncio.sleep(remaining)
         else:

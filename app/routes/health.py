@@ -43,6 +43,8 @@ def build_health_router(
         body = {
             "status": "ready" if ready else "not_ready",
             "index": "loaded" if service is not None else "missing",
+            # Which set is loaded (build ids), so an operator sees a reload take effect.
+            "index_id": service.indexes.id if service is not None else None,
             "rate_limit_store": "ok" if store_ok else "unavailable",
             "rate_limits": "per-process" if limits is not None and limits.per_process else "shared",
         }

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.advice import LANGS
+from app.content import Content, privacy_page, widget_catalogue
 from app.settings import Settings
 
 HTML = "text/html; charset=utf-8"
@@ -74,8 +75,10 @@ def _read(path: str) -> bytes:
     return (resources.files("app") / "static" / path).read_bytes()
 
 
-def widget_assets(settings: Settings) -> dict[str, Asset]:
-    """URL path -> asset. Read when the app is built, never at import."""
+def widget_assets(settings: Settings, content: Content | None = None) -> dict[str, Asset]:
+    """URL path -> asset. Read when the app is built, never at import; the notice and the
+    widget's operator line come from the operator's content (app/content.py)."""
+    content = content or Content.load(settings.content_dir)
     # Settings checked each source (no separator can add a directive to the header).
     widget_csp = WIDGET_CSP.format(ancestors=" ".join(settings.frame_ancestors))
     assets = {
@@ -98,11 +101,16 @@ def widget_assets(settings: Settings) -> dict[str, Asset]:
             _read("widget/vendor/altcha-argon2id.js"), JS, {"content-security-policy": widget_csp}
         ),
         "/widget/widget.css": Asset(_read("widget/widget.css"), CSS),
-        "/privacy": Asset(_read("privacy/index.html"), HTML, {"content-security-policy": PAGE_CSP}),
+        "/privacy": Asset(
+            privacy_page(_read("privacy/index.html"), content),
+            HTML,
+            {"content-security-policy": PAGE_CSP},
+        ),
         "/privacy/privacy.css": Asset(_read("privacy/privacy.css"), CSS),
     }
     for lang in LANGS:
-        assets[f"/widget/i18n/{lang}.json"] = Asset(_read(f"widget/i18n/{lang}.json"), JSON)
+        catalogue = widget_catalogue(_read(f"widget/i18n/{lang}.json"), content, lang)
+        assets[f"/widget/i18n/{lang}.json"] = Asset(catalogue, JSON)
     return assets
 
 
@@ -113,9 +121,9 @@ def _endpoint(asset: Asset) -> Callable[[Request], Awaitable[Response]]:
     return serve
 
 
-def build_widget_router(settings: Settings) -> APIRouter:
+def build_widget_router(settings: Settings, content: Content | None = None) -> APIRouter:
     router = APIRouter()
-    for path, asset in widget_assets(settings).items():
+    for path, asset in widget_assets(settings, content).items():
         # Starlette routes (GET also answers HEAD); static files stay out of the API schema.
         router.add_route(path, _endpoint(asset), methods=["GET"], include_in_schema=False)
     return router

@@ -32,7 +32,9 @@ CHECK = "/v1/check"
 GENEROUS_LIMITS: dict[str, Any] = lifted_limits()
 GENEROUS_ENV = lifted_limits_env()
 #: Keys of every 200 body, whatever the outcome.
-ANSWER_KEYS = {"status", "incident", "exposed", "advice", "lang", "checked_at", "padding"}
+ANSWER_KEYS = {
+    *("status", "incident", "exposed", "advice", "incidents", "lang", "checked_at", "padding"),
+}
 ERROR_KEYS = {"error", "message", "padding"}
 #: What uvicorn logs once a server is up (at the info level).
 STARTED_MARKERS = ("Application startup complete", "Uvicorn running on")

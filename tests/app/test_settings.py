@@ -125,6 +125,9 @@ BAD_VALUES = {
     "REQUIRE_SIGNED_INDEX": "maybe",
     "KEY_BACKEND": "hsm",
     "PKCS11_TIMEOUT_MS": "10",
+    "LOG_FORMAT": "xml",
+    "METRICS_PORT": "0",
+    "INDEX_WATCH": "maybe",
 }
 
 
@@ -133,6 +136,7 @@ def test_every_setting_with_a_bounded_value_has_a_bad_value_here() -> None:
         *("index_path", "key_file", "secrets_dir", "host", "index_public_key_file"),
         *("pkcs11_library", "pkcs11_token_label", "pkcs11_key_label", "pkcs11_pin_file"),
         *("rate_limit_password_file", "rate_limit_key_file"),
+        *("metrics_host", "content_dir"),
     }
     assert {name.lower() for name in BAD_VALUES} == set(Settings.model_fields) - unbounded
 

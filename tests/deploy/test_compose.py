@@ -74,9 +74,12 @@ def test_only_the_proxy_publishes_ports(services: dict[str, dict[str, Any]]) -> 
     assert all(not s.get("network_mode") for s in services.values())
 
 
-@pytest.mark.parametrize("name", ["proxy", "api-1", "api-2", "redis"])
+SERVICES = ["proxy", "api-1", "api-2", "redis", "redis-exporter", "prometheus", "grafana"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
 def test_every_service_has_a_health_check(services: dict[str, dict[str, Any]], name: str) -> None:
-    assert set(services) == {"proxy", "api-1", "api-2", "redis"}
+    assert set(services) == set(SERVICES)
     check = services[name]["healthcheck"]
     assert check["test"][0] in ("CMD", "CMD-SHELL")
     assert len(check["test"]) > 1

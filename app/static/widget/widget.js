@@ -387,6 +387,14 @@
           kind: answer.status,
           exposed: Array.isArray(answer.exposed) ? answer.exposed.map(String) : [],
           incident: answer.incident && typeof answer.incident.label === "string" ? answer.incident.label : "",
+          // Several incidents: each served one, with what it exposed (empty where not affected).
+          incidents: Array.isArray(answer.incidents)
+            ? answer.incidents.filter((i) => i && typeof i.label === "string").map((i) => ({
+              label: i.label,
+              affected: i.affected === true,
+              exposed: Array.isArray(i.exposed) ? i.exposed.map(String) : [],
+            }))
+            : [],
         };
       }
       return { kind: "error" };
@@ -447,7 +455,10 @@
       title.textContent = t(`${a}title`);
       content = [
         el("p", {}, t(`${a}summary`)),
-        ...(state.incident ? [el("p", { class: "incident" }, `${t("answer.incident")} ${state.incident}`)] : []),
+        ...((state.incidents || []).length > 1
+          ? [el("p", { class: "incident" }, t("answer.incidents")), el("ul", { id: "incidents" }, ...state.incidents.filter((i) => i.affected).map((i) =>
+            el("li", {}, el("span", { class: "category" }, i.label), categoryPaths(i.exposed).map((path) => t(`${path}.label`)).join(", "))))]
+          : state.incident ? [el("p", { class: "incident" }, `${t("answer.incident")} ${state.incident}`)] : []),
         ...section(t(`${a}exposed_heading`), el("ul", { id: "exposed" }, ...(state.paths || categoryPaths(state.exposed)).map((path) =>
           el("li", { "data-category": path.split(".").pop() }, el("span", { class: "category" }, t(`${path}.label`)), t(`${path}.meaning`))))),
         ...section(t(`${a}actions_heading`), list(lookup(`${a}actions`))),
@@ -535,7 +546,13 @@
     const around = result.getBoundingClientRect().height - answer.getBoundingClientRect().height;
     const every = [...Object.keys(lookup("answer.categories")).map((code) => `answer.categories.${code}`), "answer.category_other"];
     const tallest = Math.max(
-      measureAnswer({ kind: "affected", incident: shown.incident, paths: every }),
+      // Every served incident affected, with every category: the tallest list there can be.
+      measureAnswer({
+        kind: "affected",
+        incident: shown.incident,
+        paths: every,
+        incidents: (shown.incidents || []).map((i) => ({ ...i, affected: true, exposed: Object.keys(lookup("answer.categories")).concat("other") })),
+      }),
       measureAnswer({ kind: "not_found" }),
     );
     // CSSOM, not a style attribute: allowed by the page's CSP (no 'unsafe-inline').
