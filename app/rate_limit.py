@@ -164,7 +164,8 @@ class RateLimits:
                         note_refusal(bucket.name, bucket.admission.value)
                         if stage is Stage.NETWORK and admission is Admission.UNPROVEN:
                             stats = strategy.get_window_stats(item, KEY_PREFIX, bucket.name, key)
-                            self.refused_networks.note(subject.address, stats.reset_time)
+                            until = stats.reset_time
+                            self.refused_networks.note(subject.address, until, bucket.name)
                         return False
         except STORE_ERRORS as exc:
             raise StorageUnavailable from exc

@@ -28,9 +28,11 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.admission.buckets import Admission
 from app.client_address import IPAddress, IPNetwork, client_ip
 from app.errors import PublicError, RateLimited, render_error
 from app.padded_json import PaddedJSON
+from app.request_note import note_refusal
 from app.routes.paths import CHECK_PATH
 
 #: More noted addresses than this and expired ones are dropped; still more, none is added.
@@ -46,32 +48,37 @@ class RefusedNetworks:
     """Addresses refused by the unproven network tiers, each until its window has room."""
 
     def __init__(self) -> None:
-        self._until: dict[IPAddress, float] = {}
+        # address -> (until, the refusing bucket's name, for the metrics and the log line)
+        self._until: dict[IPAddress, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
-    def note(self, address: IPAddress | None, until: float) -> None:
+    def note(self, address: IPAddress | None, until: float, bucket: str) -> None:
         if address is None:
             return
         with self._lock:
             if len(self._until) >= MAX_NOTED:
                 now = time.time()
-                self._until = {a: t for a, t in self._until.items() if t > now}
+                self._until = {a: n for a, n in self._until.items() if n[0] > now}
                 if len(self._until) >= MAX_NOTED:
                     return
-            self._until[address] = max(until, self._until.get(address, 0.0))
+            noted = self._until.get(address)
+            if noted is None or until >= noted[0]:
+                self._until[address] = (until, bucket)
 
-    def refused(self, address: IPAddress | None) -> bool:
+    def refused(self, address: IPAddress | None) -> str | None:
+        """The bucket that refused ``address`` while its window is still full, else None."""
         if address is None:
-            return False
-        until = self._until.get(address)
-        if until is None:
-            return False
-        if until > time.time():
-            return True
+            return None
+        noted = self._until.get(address)
+        if noted is None:
+            return None
+        if noted[0] > time.time():
+            return noted[1]
         with self._lock:
-            if self._until.get(address, 0.0) <= time.time():
+            current = self._until.get(address)
+            if current is not None and current[0] <= time.time():
                 self._until.pop(address, None)
-        return False
+        return None
 
 
 class NetworkGate:
@@ -92,12 +99,12 @@ class NetworkGate:
         self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["path"] != CHECK_PATH
-            or scope["method"] != "POST"
-            or not self.refusals.refused(client_ip(scope, self.trusted_proxies))
-        ):
+        bucket = (
+            self.refusals.refused(client_ip(scope, self.trusted_proxies))
+            if scope["type"] == "http" and scope["path"] == CHECK_PATH and scope["method"] == "POST"
+            else None
+        )
+        if bucket is None:
             await self.app(scope, receive, send)
             return
         try:
@@ -106,6 +113,7 @@ class NetworkGate:
             await self.app(scope, _raising(refusal), send)
             return
         if message["type"] == "http.request" and not may_carry_proof(message.get("body", b"")):
+            note_refusal(bucket, Admission.UNPROVEN.value)
             await render_error(self.renderer, RateLimited)(scope, receive, send)
             return
         replayed = False

@@ -58,6 +58,8 @@ class InProcessApp:
 
     asgi: ASGIApp
     settings: Settings
+    #: The app's ``state`` (its metrics, floor statistics...), for tests that read them.
+    state: Any = None
 
     def client(self, address: str) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=self.asgi, client=(address, 40000))
@@ -83,7 +85,7 @@ class InProcessApp:
 async def in_process(settings: Settings) -> AsyncIterator[InProcessApp]:
     app = create_app(settings)
     async with LifespanManager(app) as manager:
-        yield InProcessApp(manager.app, settings)
+        yield InProcessApp(manager.app, settings, app.state)
 
 
 def flush(url: str) -> None:

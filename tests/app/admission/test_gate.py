@@ -45,6 +45,11 @@ async def test_a_refused_network_is_answered_before_the_route_until_its_window_h
             "127.0.7.1", {**bodies[3], "altcha": presolved(load_pepper(dataset.key))}
         )
         other = await app.check("127.0.7.2", bodies[4])
+        # The gate's refusals are counted as the route's would be, under the refusing bucket.
+        refused_by_net = app.state.metrics.registry.get_sample_value(
+            "selfcheck_refusals_total", {"bucket": "net", "admission": "unproven"}
+        )
+    assert refused_by_net == 3  # second (the full path), third and junk (the gate)
     assert [a.status_code for a in (first, second, third, junk, proven, other)] == [
         200, 429, 429, 429, 200, 200,
     ]  # fmt: skip
@@ -57,12 +62,13 @@ async def test_a_refused_network_is_answered_before_the_route_until_its_window_h
 def test_a_note_lapses_when_the_window_has_room_and_proofs_are_never_gated() -> None:
     refusals = RefusedNetworks()
     here, there = ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("2001:db8::1")
-    refusals.note(here, time.time() + 60)
-    refusals.note(there, time.time() - 1)
-    refusals.note(None, time.time() + 60)
-    assert refusals.refused(here)
-    assert not refusals.refused(there)
-    assert not refusals.refused(None)
+    refusals.note(here, time.time() + 60, "net")
+    refusals.note(here, time.time() + 30, "v4-24")  # an earlier lapse keeps the later note
+    refusals.note(there, time.time() - 1, "net")
+    refusals.note(None, time.time() + 60, "net")
+    assert refusals.refused(here) == "net"
+    assert refusals.refused(there) is None
+    assert refusals.refused(None) is None
     assert not may_carry_proof(b'{"nir": "1"}')
     assert may_carry_proof(b'{"altcha": "x"}')
     assert may_carry_proof(b'{"\\u0061ltcha": "x"}')  # an escaped key still decodes to altcha
