@@ -195,7 +195,7 @@ def open_service(
         key.close()
         raise StartupRefused(f"SELFCHECK_RESPONSE_SIZE too small: {exc}") from None
     except SlowapiEnvironment as exc:
-        reader.close()
+        indexes.close()
         key.close()
         raise StartupRefused(str(exc)) from None
     warn_about_software_token(key, warnings)
