@@ -270,7 +270,7 @@ def test_an_unknown_birth_day_and_a_particle_name_typed_otherwise_are_affected(
         frame.locator("#month").fill(month)
     frame.locator("#name").fill(unknown.last_name)
     frame.locator("#submit").click()  # without the box ticked, a missing day is an error
-    expect(frame.locator("#date-error")).to_have_text(FR["errors"]["date_invalid"])
+    expect(frame.locator("#date-error")).to_have_text(FR["errors"]["date_day_missing"])
     expect(frame.locator('label[for="unknown-date"]')).to_have_text(FR["form"]["date_unknown"])
     frame.locator("#unknown-date").check()
     assert axe_violations(frame, "widget-unknown-date") == []

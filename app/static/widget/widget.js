@@ -238,6 +238,9 @@
   function validate() {
     const nirCode = checkNir($("nir").value);
     const date = checkDate(...dateParts());
+    if (date.code === "date_invalid" && $("day").value.trim() === "" && $("year").value.trim() !== "") {
+      date.code = "date_day_missing"; // points to "I don't know my day or month of birth"
+    }
     const nameCode = checkName($("name").value);
     setError("nir", nirCode);
     setError("date", date.code);
