@@ -11,7 +11,7 @@ from lookup_index.normalise import MAX_NAME_LENGTH, MAX_NIR_INPUT_LENGTH
 
 #: 15 characters less a little: a cheap first filter, normalise.py decides (and both answer 422).
 MIN_NIR_INPUT_LENGTH = 13
-#: YYYY-MM-DD.
+#: YYYY-MM-DD (YYYY-MM-00, YYYY-00-00 for an unknown day or month: the same length).
 ISO_DATE_LENGTH = 10
 
 
@@ -26,7 +26,9 @@ class CheckRequest(BaseModel):
         description="15 characters, separators allowed",
     )
     birth_date: str = Field(
-        min_length=ISO_DATE_LENGTH, max_length=ISO_DATE_LENGTH, description="YYYY-MM-DD"
+        min_length=ISO_DATE_LENGTH,
+        max_length=ISO_DATE_LENGTH,
+        description="YYYY-MM-DD; YYYY-MM-00 or YYYY-00-00 for an unknown day, or day and month",
     )
     last_name: str = Field(
         min_length=1, max_length=MAX_NAME_LENGTH, description="birth or usage name"
