@@ -83,6 +83,7 @@ def match_set(readers: list[IndexReader], key: KeyMaterial) -> IndexSet:
     seen: dict[str, Path] = {}
     for reader in readers:
         header = reader.header
+        reader.check_identity_rules()  # every file, not only the first: no silent misses
         if header.params_id != first.header.params_id:
             raise IndexSetRefused(
                 f"{reader.path.name} and {first.path.name} do not share salt and Argon2 "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import orjson
 import pytest
 
 from app.index_set import IndexSetRefused, match_set
-from lookup_index import IndexReader
+from lookup_index import IndexReader, LookupIndexError
 from lookup_index.generator import Probe
 from lookup_index.pepper import load_pepper
 from tests.app.helpers import CHECK, GENEROUS_LIMITS, body_of, dataset_env, run_refusal
@@ -98,6 +99,21 @@ def test_two_files_of_one_incident_are_refused(dataset: Dataset, two: TwoInciden
     readers = [IndexReader.open(two.second), IndexReader.open(two.second)]
     try:
         with pytest.raises(IndexSetRefused, match="are both incident 'second-incident'"):
+            match_set(readers, load_pepper(dataset.key))
+    finally:
+        for reader in readers:
+            reader.close()
+
+
+def test_a_file_made_with_other_identity_rules_is_refused_in_any_position(
+    dataset: Dataset, two: TwoIncidents
+) -> None:
+    """Issue 14: a file hashed with older identity rules would answer "not found" for every
+    name the rules now fold differently; refused, even behind a current first file."""
+    readers = [IndexReader.open(two.first), IndexReader.open(two.second)]
+    readers[1].header = replace(readers[1].header, canonical="v1")
+    try:
+        with pytest.raises(LookupIndexError, match="identity rules v1"):
             match_set(readers, load_pepper(dataset.key))
     finally:
         for reader in readers:
