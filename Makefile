@@ -66,6 +66,7 @@ bench: $(STAMP) system-deps
 	$(PY) -m loadtests.bench_edge
 	$(PY) -m loadtests.bench_pow
 	$(PY) loadtests/bench_key_backend.py
+	$(PY) -m loadtests.bench_recall
 
 clean:
 	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
