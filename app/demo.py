@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 
 from lookup_index.builder import BuildOptions, build_index
+from lookup_index.exceptions import LookupIndexError
 from lookup_index.generator import Probe, generate, read_probes
 from lookup_index.pepper import generate_pepper_file, load_pepper
 from lookup_index.profiles import FAST
+from lookup_index.reader import IndexReader
 
 DEMO_ROWS = 3000
 DEMO_SEED = 2026
@@ -38,7 +40,7 @@ def prepare_demo(directory: Path, rows: int = DEMO_ROWS) -> tuple[Path, Path, li
     export, probes = directory / "demo-export.csv", directory / "demo-probes.csv"
     if not key.exists():
         generate_pepper_file(key)
-    if not index.exists() or not probes.exists():
+    if not index.exists() or not probes.exists() or not _current_rules(index):
         print(f"generating {rows} synthetic patients and building the demo index...")
         generate(rows, DEMO_SEED, export, probes, probes=min(rows, 200))
         summary = build_index(
@@ -53,6 +55,16 @@ def prepare_demo(directory: Path, rows: int = DEMO_ROWS) -> tuple[Path, Path, li
         )
         print(f"built {index}: {summary.indexed_keys} keys in {summary.seconds:.1f} s")
     return key, index, read_probes(probes)
+
+
+def _current_rules(index: Path) -> bool:
+    """Whether a demo index left by an earlier version hashes with today's identity rules."""
+    try:
+        with IndexReader.open(index, verify_checksum=False) as reader:
+            reader.check_identity_rules()
+    except LookupIndexError:
+        return False  # older rules, or damaged: rebuilt, it is the demo's own
+    return True
 
 
 def demo_identities(probes: list[Probe]) -> list[Probe]:

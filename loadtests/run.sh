@@ -97,11 +97,13 @@ case "$PROFILE" in test | fast | standard) ;; *) die "--profile must be test, fa
 mkdir -p "$RESULTS"
 RESULTS="$(cd "$RESULTS" && pwd)"
 
-# --- dataset and index, cached by (rows, profile, seed) -----------------------------
+# --- dataset and index, cached by (rows, profile, seed, identity rules) --------------
 # A 1M-record build hashes every record once with Argon2: minutes to hours depending on
 # the profile and the cores. The cache makes reruns start in seconds; a half-built
 # entry never counts, because the directory is renamed into place only when complete.
-CACHE="$RESULTS/cache/rows-$ROWS-$PROFILE-seed-$SEED"
+# The identity rules are in the key: an index hashed under older rules is refused by the API.
+RULES="$("$PY" -c 'from lookup_index.normalise import CANONICAL_VERSION as v; print(v)')"
+CACHE="$RESULTS/cache/rows-$ROWS-$PROFILE-seed-$SEED-rules-$RULES"
 if [ "$DRY_RUN" = 1 ]; then
     if [ -f "$CACHE/index.bin" ]; then
         echo "run.sh: dry run: dataset cached in $CACHE"

@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.demo import prepare_demo
+from lookup_index.reader import IndexReader
 from tests.support.servers import free_port, served
 
 pytestmark = pytest.mark.slow
@@ -53,3 +55,16 @@ def test_the_demo_serves_the_identities_it_prints(tmp_path: Path) -> None:
             assert answer.status_code == 200
             assert answer.json()["status"] == identity["expected"]
         assert httpx.get(f"{server.url}/", timeout=5).status_code == 200
+
+
+def test_a_demo_index_left_by_an_older_version_is_rebuilt(tmp_path: Path) -> None:
+    """A demo directory from before a change of the identity rules (or a damaged index) is
+    rebuilt, not served: the API would refuse it and `make run` would stop."""
+    directory = tmp_path / "demo"
+    directory.mkdir()
+    (directory / "demo-index.bin").write_bytes(b"PBSCIDX\n left by an older version")
+    (directory / "demo-probes.csv").write_text("nir,birth_date,last_name,expected\n")
+    _, index, probes = prepare_demo(directory, rows=60)
+    with IndexReader.open(index) as reader:
+        reader.check_identity_rules()
+    assert probes
