@@ -121,7 +121,7 @@ def post_hash_seconds(count: int, workdir: Path, seed: int) -> dict[str, float]:
     values = rng.integers(1, 256, count, dtype=np.uint8)
     log(f"build: sort, merge and write {count:,} digests (the builder's post-hash steps)")
     with Stopwatch() as merge:
-        unique_digests, unique_values = _merge_duplicates(digests, values)
+        unique_digests, unique_values, _ = _merge_duplicates(digests, values)
     with Stopwatch() as distinct:
         np.unique(digests)  # BuildSummary.distinct_records sorts the primary keys again
     out = workdir / "post-hash.index"

@@ -34,6 +34,7 @@ from lookup_index.csv_input import ExportReader, ExportRow
 from lookup_index.exceptions import LookupIndexError
 from lookup_index.executors import ChunkExecutor, InlineExecutor, ProcessPoolChunkExecutor
 from lookup_index.index_format import DigestArray, IndexHeader, ValueArray, write_index
+from lookup_index.index_header import CATEGORY_MASK_FIELD
 from lookup_index.key_backend import KeyMaterial
 from lookup_index.keyed_hash import (
     DIGEST_SIZE,
@@ -45,11 +46,20 @@ from lookup_index.keyed_hash import (
 from lookup_index.profiles import DEFAULT_PROFILE, Argon2Profile
 from lookup_index.reader import IndexReader
 from lookup_index.row_stretching import BIRTH_NAME, KIND_CODES, USAGE_NAME, StretchedChunk
+from lookup_index.sealed_contact import (
+    CONTACT_PLAINTEXT_SIZE,
+    SEALED_CONTACT_FIELD,
+    SEALED_CONTACT_SIZE,
+    Contact,
+    contact_binding_key,
+    seal_contact,
+)
 from lookup_index.signing import signature_trailer
 from lookup_index.work_dir import ChunkStore, SealedChunk, WorkDir, WorkDirError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
     from lookup_index.cluster import ClusterOptions
 
@@ -84,6 +94,9 @@ class BuildOptions:
     #: Percent of rows that may be rejected before the build stops without an index: a
     #: wrong column or date format must not go live as an index with holes.
     max_reject_rate: float = 1.0
+    #: Seal each key's contact (``email``/``mobile`` columns) to the send-worker's key;
+    #: None writes the category mask alone (no private delivery).
+    sender_public_key: X25519PublicKey | None = field(default=None, repr=False)
 
     @property
     def rejects_path(self) -> Path:
@@ -102,6 +115,10 @@ class BuildSummary:
     variant_keys: dict[str, int] = field(default_factory=dict)
     nir_birth_date_mismatch: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    #: Keys whose value holds a real (not dummy) sealed contact.
+    keys_with_contact: int = 0
+    #: Contacts dropped from valid rows, by reason (never by value).
+    contacts_dropped: Counter[str] = field(default_factory=Counter)
     chunks: int = 0
     #: Chunks found finished in the work dir and not computed again.
     chunks_resumed: int = 0
@@ -144,6 +161,8 @@ class BuildSummary:
             "rejected": dict(sorted(self.rejected.items())),
             "rejected_total": sum(self.rejected.values()),
             "nir_birth_date_mismatch": self.nir_birth_date_mismatch,
+            "keys_with_contact": self.keys_with_contact,
+            "contacts_dropped": dict(sorted(self.contacts_dropped.items())),
             "chunks": self.chunks,
             "chunks_resumed": self.chunks_resumed,
             "chunks_computed": self.chunks_computed,
@@ -200,7 +219,7 @@ class _Manifest:
     def _fields(
         options: BuildOptions, input_size: int, salt: bytes, build_id: str
     ) -> dict[str, Any]:
-        return {
+        fields: dict[str, Any] = {
             "manifest_version": 1,
             "build_id": build_id,
             "salt": salt.hex(),
@@ -212,6 +231,10 @@ class _Manifest:
             "encoding": options.encoding,
             "input_size": input_size,
         }
+        if options.sender_public_key is not None:
+            # Only when sealing, so work dirs of builds without contacts still resume.
+            fields["sender_public_key"] = _raw_public(options.sender_public_key).hex()
+        return fields
 
     @classmethod
     def resume(cls, stored: dict[str, Any], options: BuildOptions, input_size: int) -> _Manifest:
@@ -252,17 +275,24 @@ def _open_store(options: BuildOptions, input_size: int) -> tuple[ChunkStore, _Ma
     return store, _Manifest.resume(stored, options, input_size)
 
 
+def _raw_public(key: X25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
 def _executor(options: BuildOptions, salt: bytes) -> ChunkExecutor:
     default_mask = mask_of(options.categories)
+    contacts = options.sender_public_key is not None
     if options.cluster is not None:
         # Imported here: dask is a build extra, and heavy; local builds never load it.
         from lookup_index.cluster import DaskExecutor
 
-        return DaskExecutor(options.cluster, salt, options.profile, default_mask)
+        return DaskExecutor(options.cluster, salt, options.profile, default_mask, contacts)
     workers = options.workers or os.cpu_count() or 1
     if workers == 1:
-        return InlineExecutor(salt, options.profile, default_mask)
-    return ProcessPoolChunkExecutor(salt, options.profile, default_mask, workers)
+        return InlineExecutor(salt, options.profile, default_mask, contacts)
+    return ProcessPoolChunkExecutor(salt, options.profile, default_mask, workers, contacts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +313,15 @@ def _input_chunks(
         nonlocal index, position
         mac = hmac.new(mac_key, digestmod=hashlib.sha256)
         for row in rows:
-            fields = (str(row.number), row.nir, row.birth_date, row.last_name, row.usage_name)
+            fields = (
+                str(row.number),
+                row.nir,
+                row.birth_date,
+                row.last_name,
+                row.usage_name,
+                row.email,
+                row.mobile,
+            )
             mac.update("\x1f".join((*fields, row.categories)).encode(errors="surrogatepass"))
             mac.update(b"\x1e")
         done = reader.bytes_read
@@ -340,7 +378,7 @@ def build_index(options: BuildOptions, on_progress: ProgressCallback | None = No
     executor = _executor(options, manifest.salt)
     try:
         for chunk, stretched in executor.stretch(to_compute()):
-            store.save(_seal(hasher, chunk, stretched))
+            store.save(_seal(hasher, chunk, stretched, options.sender_public_key))
             progress(chunk, stretched.rows)
     finally:
         executor.close()
@@ -353,10 +391,35 @@ def build_index(options: BuildOptions, on_progress: ProgressCallback | None = No
     return summary
 
 
-def _seal(hasher: KeyedHasher, chunk: _InputChunk, stretched: StretchedChunk) -> SealedChunk:
+def _seal_contacts(
+    hasher: KeyedHasher, stretched: StretchedChunk, recipient: X25519PublicKey
+) -> tuple[bytes, bytes]:
+    """One sealed contact per key (a sealed empty one where there is none), and the flags."""
+    size = hasher.profile.hash_len
+    raw, plain = stretched.stretched, stretched.contacts
+    sealed, flags = bytearray(), bytearray()
+    for key in range(len(stretched.masks)):
+        contact = Contact.decode(
+            plain[key * CONTACT_PLAINTEXT_SIZE : (key + 1) * CONTACT_PLAINTEXT_SIZE]
+        )
+        binding = contact_binding_key(hasher.key, raw[key * size : (key + 1) * size])
+        sealed += seal_contact(contact, recipient, binding)
+        flags.append(not contact.empty)
+    return bytes(sealed), bytes(flags)
+
+
+def _seal(
+    hasher: KeyedHasher,
+    chunk: _InputChunk,
+    stretched: StretchedChunk,
+    recipient: X25519PublicKey | None = None,
+) -> SealedChunk:
     size = hasher.profile.hash_len
     raw = stretched.stretched
     digests = b"".join(hasher.seal(raw[i : i + size]) for i in range(0, len(raw), size))
+    sealed, flags = b"", b""
+    if recipient is not None:
+        sealed, flags = _seal_contacts(hasher, stretched, recipient)
     return SealedChunk(
         index=chunk.index,
         input_mac=chunk.input_mac,
@@ -367,6 +430,10 @@ def _seal(hasher: KeyedHasher, chunk: _InputChunk, stretched: StretchedChunk) ->
         primary=stretched.primary,
         rejects=stretched.rejects,
         nir_birth_date_mismatch=stretched.nir_birth_date_mismatch,
+        sealed_contacts=sealed,
+        has_contact=flags,
+        contact_size=SEALED_CONTACT_SIZE if recipient is not None else 0,
+        contact_rejects=stretched.contact_rejects,
     )
 
 
@@ -376,7 +443,7 @@ def _write(
     """Merge the chunks in input order, write the index and its rejects, read it back."""
     rejects = _Rejects(options.rejects_path)
     try:
-        digests, values, kinds = _merge_chunks(store, summary, rejects)
+        digests, values, kinds, has_contact = _merge_chunks(store, summary, rejects)
         if summary.rejected_percent > options.max_reject_rate:
             raise RejectRateExceeded(
                 f"{summary.rejected_percent:.2f}% of {summary.rows_read} rows rejected, over "
@@ -386,7 +453,13 @@ def _write(
         primary = kinds == KIND_CODES[BIRTH_NAME]
         if len(digests) == 0:
             raise LookupIndexError("no valid row in the input: nothing to index")
-        unique_digests, unique_values = _merge_duplicates(digests, values)
+        contacts = options.sender_public_key is not None
+        if contacts and values.ndim != 2:
+            raise WorkDirError("work directory chunks hold no sealed contacts; use a new one")
+        unique_digests, unique_values, unique_contact = _merge_duplicates(
+            digests, values, has_contact
+        )
+        summary.keys_with_contact = int(np.count_nonzero(unique_contact))
         summary.keys_hashed = len(digests)
         summary.indexed_keys = len(unique_digests)
         summary.duplicates = len(digests) - len(unique_digests)
@@ -407,6 +480,10 @@ def _write(
             build_id=manifest.build_id,
             records=summary.distinct_records,
             variant_keys=dict(summary.variant_keys),
+            value_size=1 + SEALED_CONTACT_SIZE if contacts else 1,
+            value_fields=(CATEGORY_MASK_FIELD, SEALED_CONTACT_FIELD)
+            if contacts
+            else (CATEGORY_MASK_FIELD,),
         )
         signing_key = options.signing_key
         sign = None if signing_key is None else partial(signature_trailer, signing_key)
@@ -424,12 +501,19 @@ def _write(
         raise
 
 
+BoolArray = np.ndarray[Any, np.dtype[np.bool_]]
+
+
 def _merge_chunks(
     store: ChunkStore, summary: BuildSummary, rejects: _Rejects
-) -> tuple[DigestArray, ValueArray, np.ndarray[Any, np.dtype[np.uint8]]]:
+) -> tuple[DigestArray, ValueArray, np.ndarray[Any, np.dtype[np.uint8]], BoolArray]:
+    """Digests, values (masks, or rows of mask + sealed contact), kind codes, contact flags."""
     digests: list[bytes] = []
     masks: list[bytes] = []
     primary: list[bytes] = []
+    sealed: list[bytes] = []
+    flags: list[bytes] = []
+    contact_size = 0
     for index in range(summary.chunks):
         chunk = store.load(index)
         if chunk is None:
@@ -439,13 +523,29 @@ def _merge_chunks(
         for number, reason in chunk.rejects:
             summary.rejected[reason] += 1
             rejects.add(number, reason)
+        for number, reason in chunk.contact_rejects:
+            summary.contacts_dropped[reason] += 1
+            rejects.add(number, reason)
         digests.append(chunk.digests)
         masks.append(chunk.masks)
         primary.append(chunk.primary)
+        sealed.append(chunk.sealed_contacts)
+        flags.append(chunk.has_contact)
+        contact_size = chunk.contact_size or contact_size
+    mask_array = np.frombuffer(b"".join(masks), dtype=np.uint8)
+    values: ValueArray = mask_array
+    has_contact = np.zeros(len(mask_array), dtype=np.bool_)
+    if contact_size:
+        contacts = np.frombuffer(b"".join(sealed), dtype=np.uint8)
+        if len(contacts) != len(mask_array) * contact_size:
+            raise WorkDirError("work directory mixes chunks with and without sealed contacts")
+        values = np.hstack((mask_array.reshape(-1, 1), contacts.reshape(-1, contact_size)))
+        has_contact = np.frombuffer(b"".join(flags), dtype=np.uint8).astype(np.bool_)
     return (
         np.frombuffer(b"".join(digests), dtype=f"S{DIGEST_SIZE}"),
-        np.frombuffer(b"".join(masks), dtype=np.uint8),
+        values,
         np.frombuffer(b"".join(primary), dtype=np.uint8),
+        has_contact,
     )
 
 
@@ -457,13 +557,31 @@ def _count_distinct(digests: DigestArray) -> int:
     return int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1
 
 
-def _merge_duplicates(digests: DigestArray, values: ValueArray) -> tuple[DigestArray, ValueArray]:
-    """Sort digests; merge equal ones, OR-ing their category masks."""
-    order = np.argsort(digests, kind="stable")
+def _merge_duplicates(
+    digests: DigestArray, values: ValueArray, has_contact: BoolArray | None = None
+) -> tuple[DigestArray, ValueArray, BoolArray]:
+    """Sort digests; merge equal ones, OR-ing their category masks.
+
+    With sealed contacts (2-D values), a merged key keeps the first sealed contact in input
+    order that is a real one (a sealed dummy only if none of its keys has a contact).
+    """
+    if has_contact is None:
+        has_contact = np.zeros(len(digests), dtype=np.bool_)
+    # Keys with a contact first, then a stable sort by digest: each run starts with one.
+    first = np.argsort(~has_contact, kind="stable")
+    order = first[np.argsort(digests[first], kind="stable")]
     sorted_digests = digests[order]
     sorted_values = values[order]
     starts_mask = np.ones(len(sorted_digests), dtype=np.bool_)
     starts_mask[1:] = sorted_digests[1:] != sorted_digests[:-1]
     starts = np.flatnonzero(starts_mask)
-    merged = np.bitwise_or.reduceat(sorted_values, starts).astype(np.uint8)
-    return np.ascontiguousarray(sorted_digests[starts]), np.ascontiguousarray(merged)
+    if sorted_values.ndim == 1:
+        merged = np.bitwise_or.reduceat(sorted_values, starts).astype(np.uint8)
+    else:
+        merged = sorted_values[starts].copy()
+        merged[:, 0] = np.bitwise_or.reduceat(sorted_values[:, 0], starts)
+    return (
+        np.ascontiguousarray(sorted_digests[starts]),
+        np.ascontiguousarray(merged),
+        has_contact[order][starts],
+    )

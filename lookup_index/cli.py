@@ -28,6 +28,7 @@ from lookup_index.normalise import canonical_identity
 from lookup_index.pepper import generate_pepper_file
 from lookup_index.profiles import DEFAULT_PROFILE, PROFILES
 from lookup_index.reader import IndexReader
+from lookup_index.sender_keys import generate_sender_keys, load_sender_public_key
 from lookup_index.signing import generate_signing_key, load_public_key, load_signing_key
 
 if TYPE_CHECKING:
@@ -45,6 +46,16 @@ def _keygen(args: argparse.Namespace) -> int:
         return keygen_in_token(args)
     if args.out is None:
         raise LookupIndexError("keygen needs --out (or --pkcs11 and the token options)")
+    if args.signing and args.sender:
+        raise LookupIndexError("keygen takes --signing or --sender, not both")
+    if args.sender:
+        private, public = generate_sender_keys(args.out)
+        print(
+            f"wrote the send-worker's key {private} (mode 0600; for the send-worker only, "
+            f"SELFCHECK_SENDER_KEY_FILE) and its public key {public} "
+            "(for build --sender-public-key)"
+        )
+        return 0
     if args.signing:
         private, public = generate_signing_key(args.out)
         print(
@@ -201,6 +212,9 @@ def _build_with(args: argparse.Namespace, key: KeyBackend) -> int:
         cluster=_cluster(args),
         signing_key=None if args.signing_key is None else load_signing_key(args.signing_key),
         max_reject_rate=args.max_reject_rate,
+        sender_public_key=None
+        if args.sender_public_key is None
+        else load_sender_public_key(args.sender_public_key),
     )
     size = args.input.stat().st_size if args.input.is_file() else 0
     update, stop = _progress_bar(sys.stderr.isatty() and not args.quiet, size)
@@ -308,6 +322,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="an index signing key pair instead: writes OUT.key and OUT.pub",
     )
+    p.add_argument(
+        "--sender",
+        action="store_true",
+        help="the send-worker's X25519 key pair instead: writes OUT.key and OUT.pub",
+    )
     add_token_options(p)
     p.set_defaults(func=_keygen)
 
@@ -347,6 +366,12 @@ def _parser() -> argparse.ArgumentParser:
         "--signing-key",
         type=Path,
         help="sign the index with this Ed25519 key (NAME.key from keygen --signing)",
+    )
+    p.add_argument(
+        "--sender-public-key",
+        type=Path,
+        help="seal each key's contact (email/mobile columns) to this key (NAME.pub from "
+        "keygen --sender), for private delivery",
     )
     p.add_argument(
         "--like",

@@ -132,11 +132,17 @@ class DaskExecutor:
     """Submits chunks to the cluster; Dask reschedules the tasks of a lost worker."""
 
     def __init__(
-        self, options: ClusterOptions, salt: bytes, profile: Argon2Profile, default_mask: int
+        self,
+        options: ClusterOptions,
+        salt: bytes,
+        profile: Argon2Profile,
+        default_mask: int,
+        with_contacts: bool = False,
     ) -> None:
         self.salt = salt
         self.profile = profile
         self.default_mask = default_mask
+        self.with_contacts = with_contacts
         address = scheduler_address(options)
         security = security_for(options, address)
         try:
@@ -195,6 +201,7 @@ class DaskExecutor:
             self.salt,
             self.profile,
             self.default_mask,
+            self.with_contacts,
             key=f"stretch-rows-{self._token}-{self._submitted}",
         )
 

@@ -12,7 +12,8 @@ from typing import BinaryIO
 from lookup_index.exceptions import InputFileError
 
 REQUIRED_COLUMNS = ("nir", "birth_date", "last_name")
-OPTIONAL_COLUMNS = ("usage_name", "categories")
+#: ``email`` and ``mobile``: the contact the practice holds, for private delivery.
+OPTIONAL_COLUMNS = ("usage_name", "categories", "email", "mobile")
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
 
@@ -26,6 +27,8 @@ class ExportRow:
     last_name: str
     usage_name: str
     categories: str
+    email: str = ""
+    mobile: str = ""
 
 
 def parse_column_map(specs: list[str]) -> dict[str, str]:

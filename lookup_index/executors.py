@@ -54,10 +54,14 @@ def bounded(
 
 
 class _Params:
-    def __init__(self, salt: bytes, profile: Argon2Profile, default_mask: int) -> None:
+    def __init__(
+        self, salt: bytes, profile: Argon2Profile, default_mask: int, with_contacts: bool = False
+    ) -> None:
         self.salt = salt
         self.profile = profile
         self.default_mask = default_mask
+        #: Validate and return the rows' contacts (private delivery).
+        self.with_contacts = with_contacts
 
 
 class InlineExecutor(_Params):
@@ -67,7 +71,10 @@ class InlineExecutor(_Params):
         self, tasks: Iterator[tuple[T, Sequence[ExportRow]]]
     ) -> Iterator[tuple[T, StretchedChunk]]:
         for tag, rows in tasks:
-            yield tag, stretch_rows(rows, self.salt, self.profile, self.default_mask)
+            yield (
+                tag,
+                stretch_rows(rows, self.salt, self.profile, self.default_mask, self.with_contacts),
+            )
 
     def close(self) -> None:
         return None
@@ -81,8 +88,15 @@ def _first_completed(futures: set[Any]) -> set[Any]:
 class ProcessPoolChunkExecutor(_Params):
     """All cores of this machine (``--workers N``)."""
 
-    def __init__(self, salt: bytes, profile: Argon2Profile, default_mask: int, workers: int):
-        super().__init__(salt, profile, default_mask)
+    def __init__(
+        self,
+        salt: bytes,
+        profile: Argon2Profile,
+        default_mask: int,
+        workers: int,
+        with_contacts: bool = False,
+    ):
+        super().__init__(salt, profile, default_mask, with_contacts)
         self.workers = workers
         # forkserver: workers never inherit the progress bar's thread or open files.
         self._pool = ProcessPoolExecutor(
@@ -90,7 +104,9 @@ class ProcessPoolChunkExecutor(_Params):
         )
 
     def _submit(self, tag: object, rows: Sequence[ExportRow]) -> Future[StretchedChunk]:
-        return self._pool.submit(stretch_rows, rows, self.salt, self.profile, self.default_mask)
+        return self._pool.submit(
+            stretch_rows, rows, self.salt, self.profile, self.default_mask, self.with_contacts
+        )
 
     def stretch(
         self, tasks: Iterator[tuple[T, Sequence[ExportRow]]]

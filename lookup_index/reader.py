@@ -24,6 +24,7 @@ from lookup_index.index_format import (
 from lookup_index.key_backend import KeyMaterial
 from lookup_index.keyed_hash import DIGEST_SIZE, KeyedHasher, key_check_value
 from lookup_index.normalise import CANONICAL_VERSION
+from lookup_index.sealed_contact import SEALED_CONTACT_FIELD, SEALED_CONTACT_SIZE
 from lookup_index.signing import verify_trailer
 
 if TYPE_CHECKING:
@@ -51,6 +52,8 @@ class IndexReader:
         self._value_size = layout.value_size
         # For an empty index slot 0 points into the checksum: readable, never "found".
         self._last_slot = max(header.count - 1, 0)
+        #: The index seals a contact per key (private delivery, docs/INDEX_FORMAT.md).
+        self.has_sealed_contacts = SEALED_CONTACT_FIELD in header.value_fields
 
     @classmethod
     def open(cls, path: Path, *, verify_checksum: bool = True) -> IndexReader:
@@ -137,6 +140,19 @@ class IndexReader:
             hmac.compare_digest(self._mm[start : start + DIGEST_SIZE], digest) and self._has_keys
         )
         return found, self._mm[self._layout.values_offset + slot * self._value_size] * found
+
+    def lookup_with_contact(self, digest: bytes) -> tuple[bool, int, bytes]:
+        """(found, categories bitmask, sealed contact). The same work for a hit and a miss:
+        the sealed contact of a miss is zero bytes; without contacts in the index, b""."""
+        found, mask = self.lookup_mask(digest)
+        if not self.has_sealed_contacts:
+            return found, mask, b""
+        slot = min(int(self._digests.searchsorted(digest)), self._last_slot)
+        start = self._layout.values_offset + slot * self._value_size + 1
+        sealed = self._mm[start : start + SEALED_CONTACT_SIZE]
+        if len(sealed) != SEALED_CONTACT_SIZE or not found:
+            sealed = bytes(SEALED_CONTACT_SIZE)
+        return found, mask, sealed
 
     def lookup(self, digest: bytes) -> LookupResult:
         found, mask = self.lookup_mask(digest)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lookup_index.categories import UnknownCategory, mask_of
+from lookup_index.contact_validation import validate_contact
 from lookup_index.csv_input import ExportRow
 from lookup_index.exceptions import InvalidIdentity
 from lookup_index.keyed_hash import stretch
@@ -48,6 +49,12 @@ class StretchedChunk:
     #: (row number, reason code): never the rejected value.
     rejects: tuple[tuple[int, str], ...]
     nir_birth_date_mismatch: int
+    #: One fixed-size contact plaintext per key (``Contact.encode``), or b"" when the
+    #: build seals no contacts. Plaintext: it goes back to the build client only, which
+    #: seals it at once (as the rows themselves came from it).
+    contacts: bytes = b""
+    #: (row number, reason code) of contacts dropped from otherwise valid rows.
+    contact_rejects: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -59,11 +66,23 @@ class CanonicalKeys:
     primary: bytearray = field(default_factory=bytearray)
     rejects: list[tuple[int, str]] = field(default_factory=list)
     nir_birth_date_mismatch: int = 0
+    contacts: bytearray = field(default_factory=bytearray)
+    contact_rejects: list[tuple[int, str]] = field(default_factory=list)
+    with_contacts: bool = False
+    _contact: bytes = b""
 
     def add(self, canonical: bytes, mask: int, kind: str) -> None:
         self.canonicals.append(canonical)
         self.masks.append(mask)
         self.primary.append(KIND_CODES[kind])
+        if self.with_contacts:
+            self.contacts += self._contact
+
+    def set_contact(self, row: ExportRow) -> None:
+        """The contact every key of ``row`` carries (an empty one when none is valid)."""
+        validated = validate_contact(row.email, row.mobile)
+        self.contact_rejects.extend((row.number, reason) for reason in validated.dropped)
+        self._contact = validated.contact.encode()
 
 
 def _name_keys(identity: Identity, last_name: str, usage_name: str) -> dict[str, str]:
@@ -86,9 +105,11 @@ def _name_keys(identity: Identity, last_name: str, usage_name: str) -> dict[str,
     return names
 
 
-def canonical_keys(rows: Sequence[ExportRow], default_mask: int) -> CanonicalKeys:
+def canonical_keys(
+    rows: Sequence[ExportRow], default_mask: int, with_contacts: bool = False
+) -> CanonicalKeys:
     """Validate and normalise rows: a birth-name key per valid row, its usage name, variants."""
-    keys = CanonicalKeys()
+    keys = CanonicalKeys(with_contacts=with_contacts)
     for row in rows:
         try:
             identity = canonical_identity(
@@ -103,16 +124,22 @@ def canonical_keys(rows: Sequence[ExportRow], default_mask: int) -> CanonicalKey
             continue
         if not nir_matches_birth_date(identity.nir, identity.birth_date):
             keys.nir_birth_date_mismatch += 1
+        if with_contacts:
+            keys.set_contact(row)
         for name, kind in _name_keys(identity, row.last_name, row.usage_name).items():
             keys.add(identity.with_name_form(name).canonical(), mask, kind)
     return keys
 
 
 def stretch_rows(
-    rows: Sequence[ExportRow], salt: bytes, profile: Argon2Profile, default_mask: int
+    rows: Sequence[ExportRow],
+    salt: bytes,
+    profile: Argon2Profile,
+    default_mask: int,
+    with_contacts: bool = False,
 ) -> StretchedChunk:
     """Validate, normalise and stretch one chunk; the same code runs locally and on Dask."""
-    keys = canonical_keys(rows, default_mask)
+    keys = canonical_keys(rows, default_mask, with_contacts)
     return StretchedChunk(
         rows=len(rows),
         stretched=b"".join(stretch(c, salt, profile) for c in keys.canonicals),
@@ -120,4 +147,6 @@ def stretch_rows(
         primary=bytes(keys.primary),
         rejects=tuple(keys.rejects),
         nir_birth_date_mismatch=keys.nir_birth_date_mismatch,
+        contacts=bytes(keys.contacts),
+        contact_rejects=tuple(keys.contact_rejects),
     )

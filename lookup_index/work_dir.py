@@ -44,6 +44,13 @@ class SealedChunk:
     primary: bytes
     rejects: tuple[tuple[int, str], ...]
     nir_birth_date_mismatch: int
+    #: Private delivery: one sealed contact per key (``contact_size`` bytes each; a sealed
+    #: dummy where there is none), and one byte per key saying which are real, so that
+    #: merging duplicates keeps a real one. Empty when the build seals no contacts.
+    sealed_contacts: bytes = b""
+    has_contact: bytes = b""
+    contact_size: int = 0
+    contact_rejects: tuple[tuple[int, str], ...] = ()
 
     def encode(self) -> bytes:
         meta = json.dumps(
@@ -55,11 +62,22 @@ class SealedChunk:
                 "keys": len(self.masks),
                 "rejects": [list(r) for r in self.rejects],
                 "nir_birth_date_mismatch": self.nir_birth_date_mismatch,
+                "contact_size": self.contact_size,
+                "contact_rejects": [list(r) for r in self.contact_rejects],
             },
             separators=(",", ":"),
         ).encode()
         body = b"".join(
-            (_CHUNK_MAGIC, _LENGTH.pack(len(meta)), meta, self.digests, self.masks, self.primary)
+            (
+                _CHUNK_MAGIC,
+                _LENGTH.pack(len(meta)),
+                meta,
+                self.digests,
+                self.masks,
+                self.primary,
+                self.has_contact,
+                self.sealed_contacts,
+            )
         )
         return body + hashlib.sha256(body).digest()
 
@@ -73,9 +91,12 @@ class SealedChunk:
         start = len(_CHUNK_MAGIC) + _LENGTH.size
         meta = json.loads(body[start : start + length])
         keys = int(meta["keys"])
+        contact_size = int(meta.get("contact_size", 0))
+        contacts = keys * (1 + contact_size) if contact_size else 0
         arrays = body[start + length :]
-        if len(arrays) != keys * 18:
+        if len(arrays) != keys * 18 + contacts:
             raise ValueError("bad checkpoint")
+        flags_end = keys * 18 + (keys if contact_size else 0)
         return cls(
             index=int(meta["index"]),
             input_mac=bytes.fromhex(meta["input_mac"]),
@@ -83,9 +104,13 @@ class SealedChunk:
             input_bytes=int(meta["input_bytes"]),
             digests=arrays[: keys * 16],
             masks=arrays[keys * 16 : keys * 17],
-            primary=arrays[keys * 17 :],
+            primary=arrays[keys * 17 : keys * 18],
             rejects=tuple((int(n), str(r)) for n, r in meta["rejects"]),
             nir_birth_date_mismatch=int(meta["nir_birth_date_mismatch"]),
+            has_contact=arrays[keys * 18 : flags_end],
+            sealed_contacts=arrays[flags_end:],
+            contact_size=contact_size,
+            contact_rejects=tuple((int(n), str(r)) for n, r in meta.get("contact_rejects", [])),
         )
 
 
