@@ -23,6 +23,8 @@ from app.admission.queue import AdmissionQueue
 from app.advice import LANGS, AdviceCatalogue, Lang, negotiate_lang
 from app.client_address import IPAddress
 from app.content import Content
+from app.delivery.mode import PrivateDelivery
+from app.delivery.wording import SPAM_HINT, SUBMITTED
 from app.errors import (
     InvalidRequest,
     PublicError,
@@ -43,6 +45,7 @@ from lookup_index import (
     canonical_identity,
     names_of,
 )
+from lookup_index.sealed_contact import contact_binding_key
 
 
 class KeyUnavailable(Unavailable):
@@ -62,6 +65,8 @@ class KeyUsage:
 
     key_operations: int
     hashed_checks: int
+    #: Private delivery: one more key operation per check (the contact binding key).
+    contact_bindings: int = 0
 
 
 class CheckMetrics(Protocol):
@@ -85,6 +90,7 @@ class CheckService:
         queue: AdmissionQueue,
         metrics: CheckMetrics | None = None,
         content: Content | None = None,
+        delivery: PrivateDelivery | None = None,
     ) -> None:
         self.metrics = metrics
         #: The operator's incident labels and descriptions (SELFCHECK_CONTENT_DIR).
@@ -98,6 +104,9 @@ class CheckService:
         self.advice = advice
         self.desk = desk
         self.queue = queue
+        #: None: screen delivery only (SELFCHECK_DELIVERY=screen).
+        self.delivery = delivery
+        self._contact_bindings = 0
         self._count_lock = threading.Lock()
         self._hashed_checks = 0
         self._key_operations_at_start = indexes.hasher.key.operations
@@ -142,14 +151,24 @@ class CheckService:
             raise RateLimited
         if not self.limits.spend_ceiling(admission):
             raise RateLimited
+        private = self.delivery is not None and self.delivery.private_now()
         with self._count_lock:
             self._hashed_checks += 1
+            self._contact_bindings += private
         indexes = self.indexes
         queued = time.perf_counter()
         try:
             with self.queue.hash_slot():
                 slotted = time.perf_counter()
-                digest = indexes.hasher.digest(identity.canonical())
+                binding = b""
+                if private:
+                    # The same work hit or miss: one more keyed operation, on the Argon2id
+                    # output (never the digest), binding the sealed contact to the identity.
+                    stretched = indexes.hasher.stretch(identity.canonical())
+                    digest = indexes.hasher.seal(stretched)
+                    binding = contact_binding_key(indexes.hasher.key, stretched)
+                else:
+                    digest = indexes.hasher.digest(identity.canonical())
                 hashed = time.perf_counter()
         except KeyUnavailableError as exc:
             raise KeyUnavailable from exc
@@ -157,10 +176,16 @@ class CheckService:
             self.metrics.hashed(admission.value, slotted - queued, hashed - slotted)
         if proven:
             self.limits.count_proven(subject)
+        lang = negotiate_lang(query.lang, headers.get("accept-language", ""))
+        if private and self.delivery is not None:
+            found, mask, sealed = sealed_lookup(indexes, digest)
+            if self.outcomes is not None:
+                self.outcomes.count(found)
+            self.delivery.submit(found, mask, sealed, binding, lang)
+            return self.renderer.response(self.submitted_payload(indexes, lang))
         matches = indexes.lookup(digest)
         if self.outcomes is not None:
             self.outcomes.count(bool(matches))
-        lang = negotiate_lang(query.lang, headers.get("accept-language", ""))
         return self.renderer.response(self.payload(indexes, matches, lang))
 
     def start_counting_key_operations(self) -> None:
@@ -168,11 +193,15 @@ class CheckService:
         with self._count_lock:
             self._key_operations_at_start = self.hasher.key.operations
             self._hashed_checks = 0
+            self._contact_bindings = 0
 
     def key_usage(self) -> KeyUsage:
         with self._count_lock:
             checks = self._hashed_checks
-        return KeyUsage(self.hasher.key.operations - self._key_operations_at_start, checks)
+            bindings = self._contact_bindings
+        return KeyUsage(
+            self.hasher.key.operations - self._key_operations_at_start, checks, bindings
+        )
 
     def incident(self, reader: IndexReader, lang: Lang) -> dict[str, str]:
         header = reader.header
@@ -210,11 +239,36 @@ class CheckService:
             "checked_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
 
+    def submitted_payload(self, indexes: IndexSet, lang: Lang) -> dict[str, Any]:
+        """Private delivery: the one answer of every valid query, whatever the outcome."""
+        return {
+            "status": "submitted",
+            "incident": self.incident(indexes.first, lang),
+            "message": SUBMITTED[lang],
+            "hint": SPAM_HINT[lang],
+            "lang": lang,
+            "checked_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
     def largest_payloads(self, indexes: IndexSet | None = None) -> list[dict[str, Any]]:
         """Every answer shape at its largest (every incident matched with every category),
         to prove at start-up, and before a reload, that padding can fit them."""
         indexes = indexes or self.indexes
         everything = [(r, (1 << len(r.header.categories)) - 1) for r in indexes.readers]
-        return [
+        shapes = [
             self.payload(indexes, matches, lang) for lang in LANGS for matches in ([], everything)
         ]
+        return shapes + [self.submitted_payload(indexes, lang) for lang in LANGS]
+
+
+def sealed_lookup(indexes: IndexSet, digest: bytes) -> tuple[bool, int, bytes]:
+    """(found, categories, sealed contact) for private delivery: every index is searched, the
+    same work hit or miss; the first incident (in set order) holding the identity with a
+    sealed contact gives it, so one query is still one outbox entry."""
+    found_any, chosen = False, (False, 0, b"")
+    for reader in indexes.readers:
+        found, mask, sealed = reader.lookup_with_contact(digest)
+        if found and sealed and not chosen[0]:
+            chosen = (True, mask, sealed)
+        found_any = found_any or found
+    return chosen if chosen[0] else (found_any, 0, b"")

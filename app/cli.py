@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from app.delivery.send_worker import open_worker, serve_worker
 from app.logging_setup import log_config
 from app.metrics_server import MULTIPROC_ENV, prepare_multiprocess_dir, serve_metrics
 from app.settings import Settings
@@ -48,6 +49,8 @@ def _preflight(settings: Settings) -> None:
         )
     except StartupRefused as exc:
         raise SystemExit(f"selfcheck cannot start: {exc}") from None
+    if service.delivery is not None:
+        service.delivery.close()
     service.indexes.close()
     service.hasher.key.close()
 
@@ -117,6 +120,21 @@ def _run_uvicorn(settings: Settings) -> None:
         sys.exit(STARTUP_FAILURE)
 
 
+def send_worker(settings: Settings) -> None:
+    """``selfcheck send-worker``: the outbox's consumer (docs/OPERATIONS.md, "Private delivery")."""
+    import asyncio
+    import logging
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    try:
+        worker = open_worker(settings)
+    except (ValueError, LookupIndexError) as exc:
+        raise SystemExit(f"selfcheck send-worker cannot start: {exc}") from None
+    asyncio.run(serve_worker(worker))
+
+
 def demo(directory: Path, port: int, rows: int) -> None:
     # Imported here: the demo builds its index with the build tools (Faker), which
     # `selfcheck serve` neither needs nor finds on an API host.
@@ -154,6 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "outcomes", help="daily totals of outcomes for the DPO (days that are over; < 10 hidden)"
     )
     outcomes_parser.add_argument("--days", type=int, default=7)
+    sub.add_parser(
+        "send-worker",
+        help="deliver private answers: read the outbox, send by SMTP (SELFCHECK_* settings)",
+    )
     demo_parser = sub.add_parser("demo", help="build a synthetic demo index and serve it")
     demo_parser.add_argument("--dir", type=Path, default=Path(".demo"))
     demo_parser.add_argument("--port", type=int, default=8000)
@@ -167,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "serve":
             flags = {"host": args.host, "port": args.port, "workers": args.workers}
             serve(_settings(**{k: v for k, v in flags.items() if v is not None}))
+        elif args.command == "send-worker":
+            send_worker(_settings())
         else:
             demo(args.dir, args.port, args.rows)
     except LookupIndexError as exc:

@@ -89,6 +89,19 @@ class CheckAnswer(BaseModel):
     padding: str = Field(description="random characters making every body the same size")
 
 
+class SubmittedAnswer(BaseModel):
+    """Private delivery (SELFCHECK_DELIVERY=private, or auto under attack): every valid query
+    gets this one answer, padded to the same size; the outcome goes to the contact on file."""
+
+    status: Literal["submitted"]
+    incident: Incident
+    message: str
+    hint: str = Field(description="a message may land among spam")
+    lang: Lang
+    checked_at: str = Field(description="UTC, second precision, fixed length")
+    padding: str = Field(description="random characters making every body the same size")
+
+
 class ErrorBody(BaseModel):
     """Every error is one constant body per status, padded to the same size as answers."""
 

@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretBytes, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -149,6 +150,41 @@ class Settings(BaseSettings):
     #: How many worker processes share this configuration (uvicorn --workers).
     workers: int = Field(default=1, ge=1, le=64)
 
+    # Private delivery (README "Private delivery", docs/OPERATIONS.md).
+    #: screen: the answer on screen; private: "we wrote to you" for every valid query and
+    #: one sealed outbox entry each; auto: screen while calm, private under attack.
+    delivery: Literal["screen", "private", "auto"] = "screen"
+    #: The outbox's Redis (a Stream); unset, the rate-limit store when it is redis://.
+    #: May hold an ACL user name (redis://selfcheck-api@host); never a password.
+    outbox_url: str | None = Field(default=None, repr=False)
+    #: The outbox store's password (its ACL user's), read from this file.
+    outbox_password_file: Path | None = None
+    outbox_stream: str = Field(default="selfcheck:outbox", pattern=r"^[A-Za-z0-9:._-]{1,64}$")
+    #: 32 bytes (``lookup-index keygen``) authenticating and sealing outbox entries: on the
+    #: API hosts and the send-worker, never in Redis.
+    outbox_key_file: Path | None = None
+    #: The send-worker's X25519 private key (``lookup-index keygen --sender``): worker only.
+    sender_key_file: Path | None = None
+    #: smtp://host:587 (STARTTLS when offered) or smtps://host:465; no credentials here.
+    smtp_url: str = Field(default="smtp://127.0.0.1:25", repr=False)
+    smtp_username_file: Path | None = None
+    smtp_password_file: Path | None = None
+    mail_from: str = Field(default="no-reply@localhost", pattern=r"^[^\s<>@]+@[^\s<>@]+$")
+    #: The one link a message holds: the service's public origin.
+    public_origin: str = "http://127.0.0.1:8000"
+    #: Dead letters (and undelivered entries) are deleted after this many days.
+    outbox_retention_days: int = Field(default=30, ge=1, le=365)
+    #: Failed deliveries before an entry becomes a dead letter.
+    send_max_attempts: int = Field(default=8, ge=1, le=100)
+    #: First retry delay; it doubles each failure (capped at one hour).
+    send_retry_base_s: float = Field(default=30.0, gt=0, le=3600)
+    #: Global sending rate of one worker: messages wait for it, never dropped.
+    send_rate_per_s: float = Field(default=10.0, gt=0, le=10_000)
+    #: At most one message per contact in this many days.
+    send_contact_interval_days: int = Field(default=7, ge=1, le=365)
+    #: This worker's name in the consumer group (unique per worker process).
+    send_worker_name: str = Field(default="worker-1", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+
     # Widget.
     frame_ancestors: Annotated[list[str], NoDecode] = ["'self'"]
 
@@ -240,6 +276,71 @@ class Settings(BaseSettings):
                 "require_signed_index needs SELFCHECK_INDEX_PUBLIC_KEY_FILE (the signer's key)"
             )
         return self
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError("smtp_url must be smtp://host:port or smtps://host:port")
+        if parts.username or parts.password:
+            raise ValueError("smtp_url holds no credentials: use SELFCHECK_SMTP_*_FILE")
+        return value
+
+    @field_validator("public_origin")
+    @classmethod
+    def _public_origin(cls, value: str) -> str:
+        if not _ORIGIN.fullmatch(value):
+            raise ValueError("public_origin must be an origin like https://check.example")
+        return value
+
+    @model_validator(mode="after")
+    def _delivery_is_complete(self) -> Settings:
+        if self.delivery != "screen" and self.outbox_key_file is None:
+            raise ValueError(f"delivery {self.delivery} needs SELFCHECK_OUTBOX_KEY_FILE")
+        if self.delivery != "screen" and self.resolved_outbox_url() is None:
+            raise ValueError(
+                f"delivery {self.delivery} needs SELFCHECK_OUTBOX_URL (or a redis:// "
+                "rate-limit store)"
+            )
+        return self
+
+    def resolved_outbox_url(self) -> str | None:
+        """The outbox's Redis URL: its own, or the rate-limit store's when that is redis://."""
+        if self.outbox_url:
+            return self.outbox_url
+        if urlsplit(self.rate_limit_storage).scheme in ("redis", "rediss", "redis+unix"):
+            return self.rate_limit_storage
+        return None
+
+    def _secret_text(self, path: Path | None, name: str) -> str | None:
+        if path is None:
+            return None
+        resolved = self.resolved_secret(path)
+        try:
+            text = resolved.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            raise ValueError(f"{name} {resolved} cannot be read") from None
+        if not text:
+            raise ValueError(f"{name} {resolved} is empty")
+        return text
+
+    def outbox_password(self) -> str | None:
+        """The outbox store's password: its own file, else the rate-limit store's if shared."""
+        if self.outbox_password_file is not None:
+            return self._secret_text(self.outbox_password_file, "outbox_password_file")
+        return None if self.outbox_url else self.rate_limit_password()
+
+    def smtp_credentials(self) -> tuple[str | None, str | None]:
+        return (
+            self._secret_text(self.smtp_username_file, "smtp_username_file"),
+            self._secret_text(self.smtp_password_file, "smtp_password_file"),
+        )
+
+    def load_outbox_key(self) -> bytes:
+        if self.outbox_key_file is None:
+            raise KeyBackendError("SELFCHECK_OUTBOX_KEY_FILE is not set")
+        return load_pepper(self.resolved_secret(self.outbox_key_file))
 
     @model_validator(mode="after")
     def _pkcs11_is_complete(self) -> Settings:

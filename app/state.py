@@ -19,6 +19,9 @@ from app.admission.queue import AdmissionQueue
 from app.advice import AdviceCatalogue
 from app.check_service import CheckService
 from app.content import Content, ContentRefused
+from app.delivery.mode import PrivateDelivery
+from app.delivery.outbox import Outbox, redis_client
+from app.delivery.outbox_entry import EntrySealer
 from app.index_set import IndexSet, IndexSetRefused, index_paths, match_set, open_readers
 from app.metrics_server import forget_this_process
 from app.outcome_totals import DailyOutcomes
@@ -132,6 +135,34 @@ def match_or_refuse(readers: list[IndexReader], key: KeyMaterial) -> IndexSet:
         raise StartupRefused(str(exc)) from None
 
 
+def open_delivery(
+    settings: Settings, indexes: IndexSet, desk: AdmissionDesk
+) -> PrivateDelivery | None:
+    """Private or auto delivery: the outbox and its key (raises StartupRefused)."""
+    if settings.delivery == "screen":
+        return None
+    if not any(reader.has_sealed_contacts for reader in indexes.readers):
+        raise StartupRefused(
+            f"SELFCHECK_DELIVERY={settings.delivery} needs an index with sealed contacts "
+            "(lookup-index build --sender-public-key)"
+        )
+    url = settings.resolved_outbox_url()
+    if url is None:  # refused by the settings validator; kept for the type checker
+        raise StartupRefused("SELFCHECK_OUTBOX_URL is not set")
+    try:
+        key = settings.load_outbox_key()
+        password = settings.outbox_password()
+    except (LookupIndexError, ValueError) as exc:
+        raise StartupRefused(str(exc)) from None
+    client = redis_client(url, password, settings.rate_limit_timeout_ms / 1000)
+    return PrivateDelivery(
+        settings.delivery,
+        EntrySealer(key, settings.outbox_stream),
+        Outbox(client, settings.outbox_stream),
+        lambda: desk.cost.under_attack,
+    )
+
+
 def open_service(
     settings: Settings,
     limits: RateLimits,
@@ -175,6 +206,7 @@ def open_service(
             settings.max_in_flight,
         )
         desk = AdmissionDesk(settings, limits, key)
+        delivery = open_delivery(settings, indexes, desk)
         service = CheckService(
             indexes,
             limits,
@@ -183,6 +215,7 @@ def open_service(
             desk,
             queue,
             content=content,
+            delivery=delivery,
         )
         for payload in service.largest_payloads():
             renderer.render(payload)
@@ -194,6 +227,10 @@ def open_service(
         indexes.close()
         key.close()
         raise StartupRefused(f"SELFCHECK_RESPONSE_SIZE too small: {exc}") from None
+    except StartupRefused:
+        indexes.close()
+        key.close()
+        raise
     except SlowapiEnvironment as exc:
         indexes.close()
         key.close()
@@ -245,10 +282,13 @@ def make_lifespan(
             usage = service.key_usage()
             # More token operations than hashed checks: something else used the key.
             logger.info(
-                "key operations: %d for %d hashed checks",
+                "key operations: %d for %d hashed checks and %d contact bindings",
                 usage.key_operations,
                 usage.hashed_checks,
+                usage.contact_bindings,
             )
+            if service.delivery is not None:
+                service.delivery.close()
             service.indexes.close()
             service.hasher.key.close()
             forget_this_process()

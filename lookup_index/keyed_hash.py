@@ -72,6 +72,10 @@ class KeyedHasher:
     def digest(self, canonical: bytes) -> bytes:
         return self.seal(stretch(canonical, self._salt, self._profile))
 
+    def stretch(self, canonical: bytes) -> bytes:
+        """The Argon2id output alone (private delivery derives the binding key from it)."""
+        return stretch(canonical, self._salt, self._profile)
+
     def seal(self, stretched: bytes) -> bytes:
         """The keyed half: HMAC with the key over an Argon2id output (never on a worker)."""
         return self._key.hmac_sha256(stretched)[:DIGEST_SIZE]

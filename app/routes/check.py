@@ -12,7 +12,7 @@ from app.check_service import CheckService
 from app.client_address import client_ip
 from app.errors import PayloadTooLarge, RequestTimeout
 from app.routes.paths import CHECK_PATH
-from app.schemas import CheckAnswer, CheckRequest, ErrorBody
+from app.schemas import CheckAnswer, CheckRequest, ErrorBody, SubmittedAnswer
 from app.settings import Settings
 
 
@@ -72,7 +72,12 @@ def build_check_router(settings: Settings) -> APIRouter:
         methods=["POST"],
         response_model=None,
         responses={
-            200: {"model": CheckAnswer, "description": "Answer (same size either way)"},
+            200: {
+                "model": CheckAnswer,
+                "description": "Answer (same size either way). In private delivery every valid "
+                f"query gets the one '{SubmittedAnswer.__name__}' shape instead, status "
+                "'submitted', padded to the same size",
+            },
             **_ERRORS,
         },
         openapi_extra={

@@ -128,6 +128,17 @@ BAD_VALUES = {
     "LOG_FORMAT": "xml",
     "METRICS_PORT": "0",
     "INDEX_WATCH": "maybe",
+    "DELIVERY": "sometimes",
+    "OUTBOX_STREAM": "an outbox",
+    "SMTP_URL": "smtp://user:secret@mail.example:587",
+    "MAIL_FROM": "no address",
+    "PUBLIC_ORIGIN": "https://check.example/page",
+    "OUTBOX_RETENTION_DAYS": "0",
+    "SEND_MAX_ATTEMPTS": "0",
+    "SEND_RETRY_BASE_S": "0",
+    "SEND_RATE_PER_S": "0",
+    "SEND_CONTACT_INTERVAL_DAYS": "0",
+    "SEND_WORKER_NAME": "worker one",
 }
 
 
@@ -137,6 +148,8 @@ def test_every_setting_with_a_bounded_value_has_a_bad_value_here() -> None:
         *("pkcs11_library", "pkcs11_token_label", "pkcs11_key_label", "pkcs11_pin_file"),
         *("rate_limit_password_file", "rate_limit_key_file"),
         *("metrics_host", "content_dir"),
+        *("outbox_url", "outbox_password_file", "outbox_key_file", "sender_key_file"),
+        *("smtp_username_file", "smtp_password_file"),
     }
     assert {name.lower() for name in BAD_VALUES} == set(Settings.model_fields) - unbounded
 

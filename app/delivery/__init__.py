@@ -1,0 +1,1 @@
+"""Private delivery: the outbox entry, the outbox, the delivery mode and the send-worker."""
