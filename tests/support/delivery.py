@@ -220,15 +220,16 @@ class SmtpSink:
 def smtp_sink(directory: Path) -> Iterator[SmtpSink]:
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
-            "-c", "tests.support.smtp_recorder.Recorder", str(directory),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=(directory / "aiosmtpd.log").open("wb"),
-    )  # fmt: skip
+    with (directory / "aiosmtpd.log").open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}",
+                "-c", "tests.support.smtp_recorder.Recorder", str(directory),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )  # fmt: skip
     try:
         wait_for_port(port)
         yield SmtpSink(directory, port, process)
