@@ -22,8 +22,11 @@ $(RUN_STAMP): pyproject.toml
 	touch $(RUN_STAMP)
 
 ## make run: build the demo index if missing, serve it on http://127.0.0.1:8000/
+## make run DELIVERY=private: the same with private delivery (Redis, a local SMTP sink, the
+## send-worker; messages land in .demo/mail/new/)
+DELIVERY ?= screen
 run: $(RUN_STAMP)
-	$(PY) -m app demo --dir $(DEMO_DIR)
+	$(PY) -m app demo --dir $(DEMO_DIR) --delivery $(DELIVERY)
 
 ## make test: install what the suite needs (Redis, nginx, Chromium), lint, type-check, test
 test: $(STAMP) system-deps lint typecheck unit

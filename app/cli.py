@@ -10,6 +10,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -135,12 +136,15 @@ def send_worker(settings: Settings) -> None:
     asyncio.run(serve_worker(worker))
 
 
-def demo(directory: Path, port: int, rows: int) -> None:
+def demo(directory: Path, port: int, rows: int, delivery: str = "screen") -> None:
     # Imported here: the demo builds its index with the build tools (Faker), which
     # `selfcheck serve` neither needs nor finds on an API host.
     from app.demo import DEMO_NETWORK_LIMITS, demo_identities, prepare_demo, print_identities
 
     key, index, probes = prepare_demo(directory, rows)
+    if delivery == "private":
+        demo_private(directory, port, key, probes)
+        return
     os.environ.setdefault("SELFCHECK_INDEX_PATH", str(index))
     os.environ.setdefault("SELFCHECK_KEY_FILE", str(key.resolve()))
     os.environ.setdefault("SELFCHECK_PORT", str(port))
@@ -157,6 +161,28 @@ def print_outcomes(settings: Settings, days: int) -> None:
 
     for line in report(RateLimits(settings).storage, max(1, min(days, 400))):
         print(line)
+
+
+def demo_private(directory: Path, port: int, key: Path, probes: list[Any]) -> None:
+    from app.demo import DEMO_NETWORK_LIMITS, demo_identities, print_identities
+    from app.demo_private import DemoError, prepare_private_index, private_delivery_services
+
+    export = directory / "demo-export.csv"
+    index, sender_key, outbox_key = prepare_private_index(directory, export, key)
+    try:
+        with private_delivery_services(directory, sender_key, outbox_key, port) as extra:
+            for name, value in extra.items():
+                os.environ[name] = value
+            os.environ["SELFCHECK_INDEX_PATH"] = str(index)
+            os.environ.setdefault("SELFCHECK_KEY_FILE", str(key.resolve()))
+            os.environ.setdefault("SELFCHECK_PORT", str(port))
+            os.environ.setdefault("SELFCHECK_LIMITS_PER_NETWORK", DEMO_NETWORK_LIMITS)
+            os.environ.setdefault("SELFCHECK_LOG_FORMAT", "text")
+            settings = _settings()
+            print_identities(demo_identities(probes), settings.port)
+            serve(settings)
+    except DemoError as exc:
+        raise SystemExit(f"selfcheck demo: {exc}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -182,6 +208,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo_parser.add_argument(
         "--rows", type=int, default=3000, help="synthetic patients in a new demo index"
     )
+    demo_parser.add_argument(
+        "--delivery",
+        choices=("screen", "private"),
+        default="screen",
+        help="private: answers say 'submitted'; messages go to a local SMTP sink",
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "outcomes":
@@ -192,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "send-worker":
             send_worker(_settings())
         else:
-            demo(args.dir, args.port, args.rows)
+            demo(args.dir, args.port, args.rows, args.delivery)
     except LookupIndexError as exc:
         print(f"selfcheck: error: {exc}", file=sys.stderr)
         return 1

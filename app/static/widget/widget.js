@@ -385,6 +385,8 @@
   async function stateOf(response) {
     if (response.status === 200) {
       const answer = await response.json();
+      // Private delivery: one answer whatever the outcome; the outcome went to the contact.
+      if (answer.status === "submitted") return { kind: "submitted" };
       if (answer.status === "affected" || answer.status === "not_found") {
         return {
           kind: answer.status,
@@ -441,7 +443,7 @@
   const section = (heading, ...content) => [el("h3", {}, heading), ...content];
   const external = (text, href) => el("a", { href, target: "_blank", rel: "noopener noreferrer" }, text);
 
-  const ANSWERS = new Set(["affected", "not_found"]);
+  const ANSWERS = new Set(["affected", "not_found", "submitted"]);
 
   /** Catalogue paths of the exposed categories, in the answer's order (unknown codes: "other"). */
   function categoryPaths(exposed) {
@@ -470,6 +472,10 @@
         ...section(t(`${a}complaint_heading`), el("p", {}, t(`${a}complaint`)), el("p", {}, external(t(`${a}complaint_link`), t(`${a}complaint_href`)))),
         ...section(t(`${a}relatives_heading`), el("p", {}, t(`${a}relatives`))),
       ];
+    } else if (state.kind === "submitted") {
+      const s = "answer.submitted.";
+      title.textContent = t(`${s}title`);
+      content = [el("p", {}, t(`${s}message`)), el("p", { class: "hint" }, t(`${s}hint`))];
     } else if (state.kind === "not_found") {
       const n = "answer.not_found.";
       title.textContent = t(`${n}title`);
@@ -557,6 +563,7 @@
         incidents: (shown.incidents || []).map((i) => ({ ...i, affected: true, exposed: Object.keys(lookup("answer.categories")).concat("other") })),
       }),
       measureAnswer({ kind: "not_found" }),
+      measureAnswer({ kind: "submitted" }),
     );
     // CSSOM, not a style attribute: allowed by the page's CSP (no 'unsafe-inline').
     result.style.minHeight = `${around + tallest}px`;
