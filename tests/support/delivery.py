@@ -23,7 +23,7 @@ from loadtests.harness import free_port, stop_process, wait_for_port
 from lookup_index.builder import BuildOptions, build_index
 from lookup_index.generator import Probe
 from lookup_index.pepper import generate_pepper_file
-from lookup_index.profiles import TEST
+from lookup_index.profiles import TEST, Argon2Profile
 from lookup_index.sender_keys import generate_sender_keys, load_sender_public_key
 from tests.lookup_index.helpers import keyed, write_export
 
@@ -53,7 +53,9 @@ def _identity(n: int) -> tuple[str, str, str]:
     return keyed(body), f"19{60 + n % 30:02d}-{month:02d}-15", _NAMES[n % len(_NAMES)]
 
 
-def make_contact_dataset(directory: Path, people: int = 60) -> ContactDataset:
+def make_contact_dataset(
+    directory: Path, people: int = 60, profile: Argon2Profile = TEST
+) -> ContactDataset:
     """``people`` affected identities (one in three without contact) and as many unknown."""
     directory.mkdir(parents=True, exist_ok=True)
     key, outbox_key = directory / "pepper.key", directory / "outbox.key"
@@ -82,7 +84,7 @@ def make_contact_dataset(directory: Path, people: int = 60) -> ContactDataset:
             input=export,
             out=index,
             pepper=key.read_bytes(),
-            profile=TEST,
+            profile=profile,
             workers=1,
             incident_id="test-incident",
             incident_label="Test incident",
