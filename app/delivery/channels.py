@@ -6,9 +6,10 @@ says a retry cannot help (a 5xx answer), so the entry becomes a dead letter at o
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 
@@ -45,21 +46,25 @@ class SmtpConfig:
 
 
 class EmailChannel:
-    """SMTP through aiosmtplib: implicit TLS (smtps://) or STARTTLS whenever offered."""
+    """SMTP through aiosmtplib: implicit TLS (smtps://) or STARTTLS whenever offered.
+
+    One connection is kept between messages (a new one per message cost ~4x the
+    throughput, docs/BENCHMARKS.md); any failure closes it, the next send reconnects.
+    """
 
     name = "email"
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
+        self._client: Any = None
 
-    async def send(self, message: EmailMessage) -> None:
+    async def _connected(self) -> Any:
         # Imported here: only the send-worker sends mail; the API never loads it.
         import aiosmtplib
 
-        config = self.config
-        try:
-            await aiosmtplib.send(
-                message,
+        if self._client is None or not self._client.is_connected:
+            config = self.config
+            client = aiosmtplib.SMTP(
                 hostname=config.host,
                 port=config.port,
                 use_tls=config.implicit_tls,
@@ -68,12 +73,37 @@ class EmailChannel:
                 password=config.password,
                 timeout=config.timeout,
             )
-        except aiosmtplib.SMTPResponseException as exc:
-            raise DeliveryFailed(f"smtp {exc.code}", permanent=exc.code >= 500) from None
+            await client.connect()
+            self._client = client
+        return self._client
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and client.is_connected:
+            with contextlib.suppress(Exception):
+                await client.quit()
+
+    async def send(self, message: EmailMessage) -> None:
+        import aiosmtplib
+
+        try:
+            try:
+                client = await self._connected()
+                await client.send_message(message)
+            except aiosmtplib.SMTPServerDisconnected:
+                # The kept connection went idle and the server closed it: once more, afresh.
+                await self.close()
+                client = await self._connected()
+                await client.send_message(message)
         except aiosmtplib.SMTPRecipientsRefused as exc:
+            await self.close()
             codes = [r.code for r in exc.recipients]
             raise DeliveryFailed("smtp recipient refused", permanent=min(codes) >= 500) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            await self.close()
+            raise DeliveryFailed(f"smtp {exc.code}", permanent=exc.code >= 500) from None
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            await self.close()
             raise DeliveryFailed(type(exc).__name__) from None
 
 

@@ -324,5 +324,6 @@ async def serve_worker(worker: SendWorker) -> None:
     try:
         await worker.run()
     finally:
+        await worker.email.close()
         await worker.client.aclose()
         logger.info("send-worker stopped: %s", worker.stats)

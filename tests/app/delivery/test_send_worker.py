@@ -86,6 +86,11 @@ async def drain(worker: SendWorker, until: Callable[[], bool]) -> None:
         await worker.run_once()
 
 
+async def close(worker: SendWorker) -> None:
+    await worker.email.close()
+    await worker.client.aclose()
+
+
 def pending(outbox_redis: AclRedis) -> int:
     admin = outbox_redis.admin()
     try:
@@ -121,7 +126,7 @@ async def test_one_message_at_the_right_address_and_none_for_the_others(
     try:
         await drain(worker, lambda: pending(outbox_redis) == 0)
     finally:
-        await worker.client.aclose()
+        await close(worker)
     assert recipients(smtp) == [address]
     assert (worker.stats.sent, worker.stats.nothing_to_send) == (1, 3)
     message = email.message_from_string(
@@ -165,7 +170,7 @@ async def test_a_forged_entry_is_refused(
     try:
         await drain(worker, lambda: pending(outbox_redis) == 0)
     finally:
-        await worker.client.aclose()
+        await close(worker)
     assert worker.stats.forged == 4
     assert smtp.messages() == []
 
@@ -189,7 +194,7 @@ async def test_smtp_refusing_then_accepting_delivers_after_a_retry(
         smtp.refuse(False)
         await drain(worker, lambda: pending(outbox_redis) == 0)
     finally:
-        await worker.client.aclose()
+        await close(worker)
     assert recipients(smtp) == [address]
     assert worker.stats.dead_letters == 0
 
@@ -209,7 +214,7 @@ async def test_dead_letters_after_the_last_attempt(
     try:
         await drain(worker, lambda: pending(outbox_redis) == 0)
     finally:
-        await worker.client.aclose()
+        await close(worker)
     assert worker.stats.dead_letters == 1
     admin = outbox_redis.admin()
     dead = admin.xrange(f"{STREAM}:dead")
@@ -278,7 +283,7 @@ def test_the_per_contact_limit_holds_across_two_api_processes(
         try:
             await drain(worker, lambda: pending(outbox_redis) == 0)
         finally:
-            await worker.client.aclose()
+            await close(worker)
 
     asyncio.run(run())
     assert recipients(smtp) == [address]
