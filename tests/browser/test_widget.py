@@ -978,3 +978,48 @@ def test_client_rules_match_the_server_rules(site: Site, tab: Tab, dataset: Data
     assert sum(c is None for c in js_nirs) > 100
     assert set(js["pairs"]) == {True, False}
     assert len({c for c in js_nirs if c}) == 3  # format, range and key errors all exercised
+
+
+def test_private_delivery_shows_one_message_with_a_spam_hint_at_the_same_height(
+    site: Site, tab: Tab, affected: Probe, not_found: Probe
+) -> None:
+    """SELFCHECK_DELIVERY=private: the one 'submitted' answer, its spam-folder hint, and the
+    answer area at the height it has for the tallest screen answer, whatever was typed."""
+    page = tab.page
+    body = json.dumps(
+        {
+            "status": "submitted",
+            "incident": {"id": "test-incident", "label": "Test incident"},
+            "message": "",
+            "hint": "",
+            "lang": "fr",
+            "checked_at": "2026-11-30T12:00:00Z",
+            "padding": "",
+        }
+    )
+    page.goto(site.api.url + "/")
+    frame = widget(page)
+    submit(frame, not_found)
+    expect(frame.locator("#answer-title")).to_have_text(FR["answer"]["not_found"]["title"])
+    screen_height = frame.locator("#result").evaluate("r => r.getBoundingClientRect().height")
+    page.route(
+        f"**{CHECK}",
+        lambda route: route.fulfill(
+            status=200, headers={"content-type": "application/json"}, body=body
+        ),
+    )
+    heights = []
+    for probe in (affected, not_found):
+        frame.locator("#again").click()
+        submit(frame, probe)
+        submitted = FR["answer"]["submitted"]
+        expect(frame.locator("#answer-title")).to_have_text(submitted["title"])
+        expect(frame.locator("#answer")).to_contain_text(submitted["message"])
+        expect(frame.locator("#answer .hint")).to_have_text(submitted["hint"])
+        assert "indésirables" in submitted["hint"]
+        heights.append(frame.locator("#result").evaluate("r => r.getBoundingClientRect().height"))
+    assert heights[0] == heights[1]
+    # The space of the tallest screen answer stays reserved (less its incident line, which
+    # a private answer does not show): the mode is the host's own setting, the outcome not.
+    assert abs(heights[0] - screen_height) < 60
+    page.unroute(f"**{CHECK}")
