@@ -77,6 +77,7 @@ class WorkerStats:
     retried: int = 0
     dead_letters: int = 0
     no_channel: int = 0
+    expired: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
@@ -130,10 +131,13 @@ class SendWorker:
         self._stopping.set()
 
     async def run(self) -> None:
-        await self.ensure_group()
         logger.info("send-worker %s reading %s", self.name, self.stream)
+        ready = False
         while not self._stopping.is_set():
             try:
+                if not ready:
+                    await self.ensure_group()
+                    ready = True
                 await self.run_once()
             except RedisError as exc:
                 logger.warning("outbox store unavailable (%s); retrying", type(exc).__name__)
@@ -182,7 +186,11 @@ class SendWorker:
         self._attempts.pop(entry_id, None)
 
     async def handle(self, entry_id: bytes, fields: dict[bytes, bytes] | None) -> None:
-        data = (fields or {}).get(ENTRY_FIELD, b"")
+        if not fields:
+            # Pending but deleted meanwhile (trimmed by retention): nothing left to do.
+            await self._done(entry_id)
+            return
+        data = fields.get(ENTRY_FIELD, b"")
         try:
             entry = self.sealer.open(data)
         except ForgedEntry:
@@ -192,6 +200,11 @@ class SendWorker:
             await self._done(entry_id)
             return
         ident = entry_id.decode()
+        if time.time() - entry.checked_at > self.settings.outbox_retention_days * DAY_S:
+            # Older than the retention period: a replayed copy, or a backlog past its use.
+            self.stats.expired += 1
+            await self._done(entry_id)
+            return
         if await self.client.exists(self._key("sent", ident)):
             self.stats.duplicates += 1
             await self._done(entry_id)

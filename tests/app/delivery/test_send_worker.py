@@ -165,6 +165,14 @@ async def test_a_forged_entry_is_refused(
     )  # fmt: skip
     for forged in (b"\0" * 256, b"junk", genuine_elsewhere, wrong_key):
         admin.xadd(STREAM, {b"e": forged})
+    # A genuine entry older than the retention period (a replayed copy) is dropped too.
+    too_old = int(time.time()) - 31 * 86_400
+    stale = EntrySealer(contacts.outbox_key.read_bytes(), STREAM).seal(
+        OutboxEntry(
+            Kind.DELIVER, "fr", 1, too_old, bytes(BINDING_KEY_SIZE), bytes(SEALED_CONTACT_SIZE)
+        )
+    )
+    admin.xadd(STREAM, {b"e": stale})
     admin.close()
     worker = open_worker(worker_settings(contacts, outbox_redis, smtp))
     try:
@@ -172,6 +180,7 @@ async def test_a_forged_entry_is_refused(
     finally:
         await close(worker)
     assert worker.stats.forged == 4
+    assert worker.stats.expired == 1
     assert smtp.messages() == []
 
 
@@ -262,6 +271,8 @@ def test_the_per_contact_limit_holds_across_two_api_processes(
         "SELFCHECK_KEY_FILE": str(contacts.key),
         "SELFCHECK_ALLOW_TEST_PROFILE": "true",
         "SELFCHECK_RESPONSE_FLOOR_MS": "0",
+        "SELFCHECK_POW": "off",  # no challenge pool filling in the background
+        "SELFCHECK_HASH_CONCURRENCY": "1",
         "SELFCHECK_DELIVERY": "private",
         "SELFCHECK_OUTBOX_URL": outbox_redis.url("selfcheck-api"),
         "SELFCHECK_OUTBOX_PASSWORD_FILE": str(outbox_redis.password_file("selfcheck-api")),
