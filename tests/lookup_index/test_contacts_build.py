@@ -64,6 +64,7 @@ def built(
             workers=1,
             columns={"email": "MAIL"},
             sender_public_key=sender.public_key(),
+            max_reject_rate=100.0,  # one invalid row of five, on purpose
         )
     )
     return out, summary
