@@ -40,7 +40,7 @@ def prepare_demo(directory: Path, rows: int = DEMO_ROWS) -> tuple[Path, Path, li
     export, probes = directory / "demo-export.csv", directory / "demo-probes.csv"
     if not key.exists():
         generate_pepper_file(key)
-    if not index.exists() or not probes.exists() or not _current_rules(index):
+    if not index.exists() or not probes.exists() or not current_rules(index):
         print(f"generating {rows} synthetic patients and building the demo index...")
         generate(rows, DEMO_SEED, export, probes, probes=min(rows, 200))
         summary = build_index(
@@ -57,7 +57,7 @@ def prepare_demo(directory: Path, rows: int = DEMO_ROWS) -> tuple[Path, Path, li
     return key, index, read_probes(probes)
 
 
-def _current_rules(index: Path) -> bool:
+def current_rules(index: Path) -> bool:
     """Whether a demo index left by an earlier version hashes with today's identity rules."""
     try:
         with IndexReader.open(index, verify_checksum=False) as reader:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from app.demo import current_rules
 from lookup_index.builder import BuildOptions, build_index
 from lookup_index.pepper import generate_pepper_file, load_pepper
 from lookup_index.profiles import FAST
@@ -66,7 +67,9 @@ def prepare_private_index(directory: Path, export: Path, key: Path) -> tuple[Pat
         generate_sender_keys(directory / "demo-sender")
     if not outbox_key.exists():
         generate_pepper_file(outbox_key)
-    if not index.exists():
+    # Rebuilt when the demo export was (new rows, new identity rules) or the rules changed.
+    stale = not index.exists() or index.stat().st_mtime < export.stat().st_mtime
+    if stale or not current_rules(index):
         contacts = directory / "demo-export-contacts.csv"
         _with_contacts(export, contacts)
         print("building the private-delivery demo index (contacts sealed to the sender)...")
