@@ -195,6 +195,11 @@ class CheckService:
             self._hashed_checks = 0
             self._contact_bindings = 0
 
+    def discount_key_operations(self, count: int) -> None:
+        """Key operations the service did itself (a reload's key-check): not an intruder's."""
+        with self._count_lock:
+            self._key_operations_at_start += count
+
     def key_usage(self) -> KeyUsage:
         with self._count_lock:
             checks = self._hashed_checks

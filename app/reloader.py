@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 OpenSet = Callable[[], IndexSet]
 
 logger = logging.getLogger("app.reload")
+#: Key operations of one key-check (lookup_index.keyed_hash.key_check_value: one HMAC).
+KEY_CHECK_OPERATIONS = 1
 
 
 class IndexReloader:
@@ -74,6 +76,9 @@ class IndexReloader:
                     self.metrics.index_reloads.labels("refused").inc()
                 return False
             self.service.indexes = new
+            # Its key-check (one key operation) is the service's own, not an intruder's. A
+            # refused set may have spent one too: the runbook says so.
+            self.service.discount_key_operations(KEY_CHECK_OPERATIONS)
             if self.metrics is not None:
                 self.metrics.show_indexes(new.id, self.describe(new))
                 self.metrics.index_reloads.labels("loaded").inc()

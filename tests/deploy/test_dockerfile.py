@@ -295,8 +295,11 @@ def test_image_cmd_serves_quietly_and_its_healthcheck_passes(
     # selfcheck serve's log configuration is applied (the app's info line shows), and there
     # is no access log.
     assert "index loaded" in log
-    assert "/readyz" not in log
-    assert "/healthz" not in log
+    # No access-log line ("GET /readyz HTTP/1.1" 200): the app's own request line names
+    # the route template and nothing of the client (tests/app/test_metrics_and_logs_process).
+    assert '"GET /readyz' not in log
+    assert '"GET /healthz' not in log
+    assert "HTTP/1.1" not in log
 
 
 def test_image_healthcheck_fails_when_nothing_answers(stages: list[Stage], cmd: list[str]) -> None:
