@@ -481,6 +481,8 @@ def test_the_worker_publishes_nothing_and_its_secrets_are_files(
     for variable, file_name in files.items():
         assert "/" not in file_name, variable
         assert file_name in targets, variable
+    # One file per secret: a key is never the SMTP password's file, or the reverse.
+    assert len({s["source"] for s in worker["secrets"]}) == len(worker["secrets"])
     # No credential in the SMTP URL; the sender's key never reaches an API host.
     assert "@" not in env["SELFCHECK_SMTP_URL"]
     sender_source = next(
