@@ -54,6 +54,8 @@ TARGETS: dict[str, Target] = {
             "tests/app/middleware/test_response_floor.py",
             "tests/app/middleware/test_floor_every_status.py",
         ),
+        # Its upper bound (0.75 s) does not hold on mutmut's instrumented, loaded runs.
+        "not redis and not deadline_runs_from_arrival",
     ),
     "client-address": Target(("app/client_address.py",), ("tests/app/test_client_address.py",)),
     "rate-limits": Target(
@@ -65,6 +67,7 @@ TARGETS: dict[str, Target] = {
             "tests/app/admission/test_moving_window_bound.py",
             "tests/app/admission/test_stage_order.py",
             "tests/app/middleware/test_floor_every_status.py",
+            "tests/app/test_rate_limit_store.py::test_storage_options_bound_every_wait",
         ),
     ),
     "errors": Target(
@@ -116,7 +119,7 @@ def prepare(name: str, target: Target) -> Path:
     return work
 
 
-def mutmut(work: Path, *args: str, log: Path | None = None) -> str:
+def mutmut(work: Path, *args: str, log: Path | None = None) -> str | int:
     env = {
         **os.environ,
         "SELFCHECK_TEST_DATASET_CACHE": str(WORK / "dataset"),
@@ -127,8 +130,9 @@ def mutmut(work: Path, *args: str, log: Path | None = None) -> str:
         done = subprocess.run(command, cwd=work, env=env, capture_output=True, check=False)
         return done.stdout.decode(errors="replace")
     with log.open("wb") as handle:
-        subprocess.run(command, cwd=work, env=env, stdout=handle, stderr=handle, check=False)
-    return ""
+        return subprocess.run(
+            command, cwd=work, env=env, stdout=handle, stderr=handle, check=False
+        ).returncode
 
 
 def equivalents() -> set[str]:
@@ -143,8 +147,10 @@ def equivalents() -> set[str]:
 def run_target(name: str, target: Target, children: int) -> dict[str, object]:
     work = prepare(name, target)
     started = time.monotonic()
-    mutmut(work, "run", "--max-children", str(children), log=work / "run.log")
-    listing = mutmut(work, "results", "--all", "true")
+    code = mutmut(work, "run", "--max-children", str(children), log=work / "run.log")
+    if code != 0:  # e.g. the unmutated tests failed: nothing to report
+        return {"name": name, "failed": f"mutmut run exited {code}, see .mutation/{name}/run.log"}
+    listing = str(mutmut(work, "results", "--all", "true"))
     results: dict[str, str] = {}
     for line in listing.splitlines():
         match = re.match(r"\s*(\S+__mutmut_\d+): (.+)$", line)
@@ -189,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for name in args.targets or list(TARGETS):
         report = run_target(name, TARGETS[name], args.children)
+        if "failed" in report:
+            print(f"{name}: not run: {report['failed']}", flush=True)
+            failed = True
+            continue
         counts = report["counts"]
         assert isinstance(counts, dict)
         summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
