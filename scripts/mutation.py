@@ -66,6 +66,7 @@ TARGETS: dict[str, Target] = {
             "tests/app/test_partial_store_outage.py",
             "tests/app/admission/test_moving_window_bound.py",
             "tests/app/admission/test_stage_order.py",
+            "tests/app/admission/test_escalation_meters.py",
             "tests/app/middleware/test_floor_every_status.py",
             "tests/app/test_rate_limit_store.py::test_storage_options_bound_every_wait",
         ),
