@@ -69,7 +69,10 @@ TARGETS: dict[str, Target] = {
             "tests/app/admission/test_escalation_meters.py",
             "tests/app/middleware/test_floor_every_status.py",
             "tests/app/test_rate_limit_store.py::test_storage_options_bound_every_wait",
+            "tests/app/test_rate_limit_store.py::test_the_timeouts_reach_the_redis_connections",
         ),
+        # that one connects nowhere (it reads a connection's options): not a Redis test
+        "not redis or timeouts_reach_the_redis_connections",
     ),
     "errors": Target(
         ("app/errors.py",),

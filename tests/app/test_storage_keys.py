@@ -15,6 +15,7 @@ import hmac
 import ipaddress
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.strategies import (
@@ -139,3 +140,39 @@ async def test_the_redis_keyspace_holds_exactly_the_documented_hmacs(
     daily = re.compile(rf"selfcheck:(netid/{day}|outcomes/v1/{day}/(affected|not_found))")
     buckets = [k for k in stored if not daily.fullmatch(k)]
     assert sorted(buckets) == sorted(k for ks in found.values() for k in ks)
+
+
+def test_every_redis_key_carries_the_prefix_and_no_call_waits_twice() -> None:
+    """The options behind the documented key shape and the bounded waits, for each scheme."""
+    from redis.backoff import NoBackoff
+
+    from app.rate_limit import STORE_PREFIX, storage_options
+
+    assert STORE_PREFIX == "selfcheck"
+    for uri in ("redis://127.0.0.1:6379/0", "redis+sentinel://127.0.0.1:26379/selfcheck"):
+        options = storage_options(uri, 0.25)
+        assert options["key_prefix"] == "selfcheck"
+        assert options["health_check_interval"] == 0  # no extra round trip before a command
+        assert isinstance(options["retry"]._backoff, NoBackoff)
+        assert options["retry"].get_retries() == 0
+    sentinel = storage_options("redis+sentinel://127.0.0.1:26379/selfcheck", 0.25)
+    assert isinstance(sentinel["sentinel_kwargs"]["retry"]._backoff, NoBackoff)
+    assert sentinel["sentinel_kwargs"]["retry"].get_retries() == 0
+    assert "use_replicas" not in storage_options("redis://127.0.0.1:6379/0", 0.25)
+    assert "sentinel_kwargs" not in storage_options("redis://127.0.0.1:6379/0", 0.25)
+
+
+def test_a_store_password_is_a_client_option_never_for_memory(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    secret = tmp_path / "redis.password"
+    generated = "not-in-the-url"  # a test value, not a credential
+    secret.write_text(generated + "\n", encoding="utf-8")
+    on_redis = RateLimits(
+        make_settings(rate_limit_storage="redis://127.0.0.1:1/0", rate_limit_password_file=secret)
+    )
+    pool = on_redis.storage.storage.connection_pool
+    assert pool.connection_kwargs["password"] == generated
+    assert not on_redis.per_process
+    in_memory = RateLimits(make_settings(rate_limit_password_file=secret))
+    assert in_memory.per_process
