@@ -78,6 +78,7 @@ TARGETS: dict[str, Target] = {
         ("app/errors.py",),
         (
             "tests/app/test_errors.py",
+            "tests/app/test_error_table.py",
             "tests/app/test_input_bounds.py",
             "tests/app/middleware/test_floor_every_status.py",
         ),
