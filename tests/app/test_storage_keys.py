@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.strategies import (
     FixedWindowRateLimiter,
@@ -176,3 +177,39 @@ def test_a_store_password_is_a_client_option_never_for_memory(
     assert not on_redis.per_process
     in_memory = RateLimits(make_settings(rate_limit_password_file=secret))
     assert in_memory.per_process
+
+
+@pytest.mark.parametrize(
+    ("address", "values"),
+    [
+        (
+            "2001:db8:1:2::5",
+            {
+                "net": "6/64:2001:db8:1:2::/64",
+                "v6-48": "6/48:2001:db8:1::/48",
+                "v6-32": "6/32:2001:db8::/32",
+            },
+        ),
+        (  # no peer address (a Unix socket): every tier's one shared bucket, fail closed
+            None,
+            {
+                "net": "4/32:unknown",
+                "v4-24": "4/24:unknown",
+                "v6-48": "6/48:unknown",
+                "v6-32": "6/32:unknown",
+            },
+        ),
+    ],
+)
+def test_network_tiers_count_under_the_hmac_of_their_prefix(
+    make_settings: Callable[..., Settings], address: str | None, values: dict[str, str]
+) -> None:
+    limits = RateLimits(make_settings(**LIFTED))
+    limits.bind_pepper(PEPPER)
+    peer = None if address is None else ipaddress.ip_address(address)
+    assert limits.admit(Stage.NETWORK, Admission.UNPROVEN, Subject(peer))
+    assert limits.admit(Stage.NETWORK, Admission.PROVEN, Subject(peer))
+    for bucket, value in values.items():
+        assert counted(limits, bucket, documented_mac(PEPPER, "network", value)) == 1, bucket
+    addr = documented_mac(PEPPER, "network", values["net"])
+    assert counted(limits, "addr", addr) == 1  # the proven allowance: per subscriber too
