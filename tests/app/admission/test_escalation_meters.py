@@ -93,3 +93,20 @@ def test_a_failing_meter_is_the_503(limits: RateLimits, monkeypatch: pytest.Monk
         limits.count_proven(subject("192.0.2.1"))
     with pytest.raises(StorageUnavailable):
         limits.proven_load()
+
+
+def test_a_solution_is_refused_again_until_its_ttl_has_passed(
+    limits: RateLimits, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
+    import limits.storage.memory as memory
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(memory, "time", types.SimpleNamespace(time=lambda: now[0]))
+    assert limits.first_use("signature", 1)
+    assert not limits.first_use("signature", 1)
+    now[0] += 1.5
+    assert limits.first_use("signature", 1)  # a 1 s TTL: spent for 1 s, not 2
+    assert limits.first_use("another", 0)  # a TTL under a second still counts as one
+    assert not limits.first_use("another", 0)
