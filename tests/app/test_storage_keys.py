@@ -213,3 +213,23 @@ def test_network_tiers_count_under_the_hmac_of_their_prefix(
         assert counted(limits, bucket, documented_mac(PEPPER, "network", value)) == 1, bucket
     addr = documented_mac(PEPPER, "network", values["net"])
     assert counted(limits, "addr", addr) == 1  # the proven allowance: per subscriber too
+
+
+def test_the_meters_are_keyed_like_the_buckets(make_settings: Callable[..., Settings]) -> None:
+    """The per-site meter hides the site under the network key; the load meter is global."""
+    from limits import RateLimitItemPerMinute
+
+    limits = RateLimits(make_settings(**{**LIFTED, "pow_escalate_after": "60/minute"}))
+    limits.bind_pepper(PEPPER)
+    limits.count_proven(Subject(ipaddress.ip_address("192.0.2.9")))
+    assert limits.spend_ceiling(Admission.PROVEN)
+    meter = SlidingWindowCounterRateLimiter(limits.storage)
+
+    def count(name: str, item: RateLimitItem, key: str) -> int:
+        return item.amount - meter.get_window_stats(item, "v1", name, key).remaining
+
+    site = documented_mac(PEPPER, "network", "4/24:192.0.2.0/24")
+    assert count("proven-site", RateLimitItemPerMinute(60 * 1024), site) == 1
+    capacity = int(limits._proven_capacity)
+    load = documented_mac(PEPPER, None, "all")
+    assert count("proven-load", RateLimitItemPerMinute(capacity * 1024), load) == 1
