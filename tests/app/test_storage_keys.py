@@ -233,3 +233,11 @@ def test_the_meters_are_keyed_like_the_buckets(make_settings: Callable[..., Sett
     capacity = int(limits._proven_capacity)
     load = documented_mac(PEPPER, None, "all")
     assert count("proven-load", RateLimitItemPerMinute(capacity * 1024), load) == 1
+
+
+def test_no_key_is_computed_before_the_pepper_is_bound(
+    make_settings: Callable[..., Settings],
+) -> None:
+    limits = RateLimits(make_settings(**LIFTED))
+    with pytest.raises(RuntimeError, match=r"^rate limits used before bind_pepper\(\)$"):
+        limits.admit(Stage.NETWORK, Admission.UNPROVEN, Subject(ipaddress.ip_address(ADDRESS)))
