@@ -5,10 +5,11 @@ check proven (proof of work on, a pre-solved payload each), hits and misses inte
 Compared, as a TLS observer would see them: status, bytes on the wire (head and body) and
 time to answer (two-sample Kolmogorov-Smirnov test).
 
-FEATURES is the switchboard: each entry is the settings that turn one feature on. Private
-delivery (i11) and metrics (i12) were being built on other branches when this was written:
-when they land, add their settings here (e.g. the delivery mode and the metrics port) and
-this test runs with them too; nothing else needs to change.
+FEATURES is the switchboard: each entry is the settings that turn one feature on. Proof
+of work and metrics (scraped during the run, so the exporter really works under load) are
+on. Private delivery (i11) was being built on another branch when this was written: when
+it lands, add its settings here (the delivery mode, its outbox) and this test runs with it
+too; nothing else needs to change.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import orjson
 import pytest
 from scipy.stats import ks_2samp
@@ -29,15 +31,15 @@ from tests.security.conftest import serve_env
 from tests.security.wire import WireAnswer, read_answer, request
 from tests.support.dataset import Dataset
 from tests.support.pow import presolved
-from tests.support.servers import ApiServer, api_server
+from tests.support.servers import ApiServer, api_server, free_port
 
 pytestmark = [pytest.mark.security, pytest.mark.slow]
 
-#: Settings per feature; all of them are on in this test.
+#: Settings per feature; all of them are on in this test ({metrics_port}: a free port).
 FEATURES: dict[str, dict[str, str]] = {
     "proof of work": {"SELFCHECK_POW": "on"},
+    "metrics": {"SELFCHECK_METRICS_PORT": "{metrics_port}"},
     # "private delivery": {...},  # i11: add the delivery mode's settings when merged
-    # "metrics": {...},           # i12: add the metrics listener's settings when merged
 }
 FLOOR_MS = 150
 HASH_SLOTS = 1
@@ -48,8 +50,16 @@ ALPHA = 0.01
 
 
 @pytest.fixture(scope="module")
-def saturated(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    features = {k: v for settings in FEATURES.values() for k, v in settings.items()}
+def saturated(
+    dataset: Dataset, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ApiServer, int]]:
+    """The server, and the port of its metrics."""
+    metrics_port = free_port()
+    features = {
+        k: v.format(metrics_port=metrics_port)
+        for settings in FEATURES.values()
+        for k, v in settings.items()
+    }
     env = serve_env(
         dataset,
         **GENEROUS_ENV,
@@ -60,7 +70,7 @@ def saturated(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Ite
     )
     log = tmp_path_factory.mktemp("saturation") / "server.log"
     with api_server(env, log) as server:
-        yield server
+        yield server, metrics_port
 
 
 def timed_check(port: int, probe: Probe, payload: str) -> tuple[WireAnswer, float]:
@@ -79,18 +89,24 @@ def timed_check(port: int, probe: Probe, payload: str) -> tuple[WireAnswer, floa
 
 
 def test_hit_and_miss_are_alike_at_saturation_with_every_feature_on(
-    saturated: ApiServer, dataset: Dataset
+    saturated: tuple[ApiServer, int], dataset: Dataset
 ) -> None:
+    server, metrics_port = saturated
     pepper = load_pepper(dataset.key)
     hits, misses = dataset.by_expected("affected"), dataset.by_expected("not_found")
     order = [p for i in range(ROUNDS) for p in (hits[i % len(hits)], misses[i % len(misses)])]
     payloads = [presolved(pepper) for _ in order]  # solved before the clock starts
     with ThreadPoolExecutor(IN_FLIGHT) as pool:
+        scrape = pool.submit(httpx.get, f"http://127.0.0.1:{metrics_port}/metrics", timeout=20)
         results = list(
             pool.map(
-                lambda args: timed_check(saturated.port, *args), zip(order, payloads, strict=True)
+                lambda args: timed_check(server.port, *args), zip(order, payloads, strict=True)
             )
         )
+
+    metrics = scrape.result()
+    assert metrics.status_code == 200
+    assert "selfcheck_" in metrics.text
 
     by_outcome: dict[str, list[tuple[WireAnswer, float]]] = {"affected": [], "not_found": []}
     for probe, result in zip(order, results, strict=True):
