@@ -143,7 +143,7 @@ async def test_the_redis_keyspace_holds_exactly_the_documented_hmacs(
     assert sorted(buckets) == sorted(k for ks in found.values() for k in ks)
 
 
-def test_every_redis_key_carries_the_prefix_and_no_call_waits_twice() -> None:
+def test_every_store_key_carries_the_prefix_and_no_call_waits_twice() -> None:
     """The options behind the documented key shape and the bounded waits, for each scheme."""
     from redis.backoff import NoBackoff
 
