@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,13 +14,16 @@ from fastapi import FastAPI
 
 from app.main import create_app
 from app.settings import Settings
-from tests.support.dataset import Dataset, make_dataset
+from tests.support.dataset import CACHE_ENV, Dataset, cached_dataset, make_dataset
 from tests.support.servers import RedisServer, redis_server
 from tests.support.softhsm import SoftHsm, init_token
 
 
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    cache = os.environ.get(CACHE_ENV)
+    if cache:  # mutation runs: one dataset for every mutant's session
+        return cached_dataset(Path(cache))
     return make_dataset(tmp_path_factory.mktemp("dataset"))
 
 

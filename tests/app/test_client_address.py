@@ -111,3 +111,21 @@ def test_each_ipv4_address_is_its_own_network(a: int, b: int) -> None:
     first, second = ipaddress.IPv4Address(a), ipaddress.IPv4Address(b)
     assert (network_of(first) == network_of(second)) == (a == b)
     assert wide_network_of(first) is None
+
+
+def test_a_forwarded_for_list_without_spaces_is_split_on_commas() -> None:
+    proxies = [ipaddress.ip_network("10.0.0.0/8")]
+    scope = {
+        "client": ("10.0.0.2", 1),
+        "headers": [(b"x-forwarded-for", b"203.0.113.9,10.0.0.1")],
+    }
+    assert client_ip(scope, proxies) == ipaddress.ip_address("203.0.113.9")
+
+
+def test_the_two_ends_of_one_ipv6_64_are_one_network() -> None:
+    low, high = (
+        ipaddress.ip_address("2001:db8::"),
+        ipaddress.ip_address("2001:db8::ffff:ffff:ffff:ffff"),
+    )
+    assert network_of(low) == network_of(high) == "2001:db8::/64"
+    assert wide_network_of(low) == wide_network_of(high) == "2001:db8::/48"

@@ -41,8 +41,21 @@ def test_padding_is_never_the_same() -> None:
 
 
 def test_a_payload_that_does_not_fit_is_refused() -> None:
-    with pytest.raises(PayloadDoesNotFit):
+    # The operator's message says by how much (the start-up refusal quotes it).
+    needed = len(orjson.dumps({"text": "x" * SIZE, "padding": ""}))
+    with pytest.raises(PayloadDoesNotFit, match=f"needs {needed} bytes, limit is {SIZE}"):
         PaddedJSON(SIZE).render({"text": "x" * SIZE})
+
+
+def test_a_payload_that_fits_exactly_gets_empty_padding() -> None:
+    frame = len(orjson.dumps({"text": "", "padding": ""}))
+    body = PaddedJSON(SIZE).render({"text": "x" * (SIZE - frame)})
+    assert len(body) == SIZE
+    assert orjson.loads(body)["padding"] == ""
+
+
+def test_an_answer_is_200_by_default() -> None:
+    assert PaddedJSON(SIZE).response({"status": "not_found"}).status_code == 200
 
 
 def test_the_response_has_the_uniform_headers() -> None:

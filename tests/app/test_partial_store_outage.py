@@ -89,3 +89,13 @@ async def test_a_store_failing_only_for_network_or_global_calls_answers_503(
     assert {len(a.content) for a in answers} == {settings.response_size}
     assert refused, "the failing buckets were never asked"
     assert set(refused) <= FAILING[failing]
+
+
+def test_a_store_that_does_not_answer_is_not_ready(make_settings: Callable[..., Settings]) -> None:
+    from app.rate_limit import RateLimits
+    from tests.support.servers import free_port
+
+    closed = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    limits = RateLimits(make_settings(rate_limit_storage=closed, rate_limit_timeout_ms=200))
+    assert limits.storage_ready() is False
+    assert RateLimits(make_settings()).storage_ready() is True

@@ -15,7 +15,9 @@ import hmac
 import ipaddress
 import re
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.strategies import (
     FixedWindowRateLimiter,
@@ -139,3 +141,103 @@ async def test_the_redis_keyspace_holds_exactly_the_documented_hmacs(
     daily = re.compile(rf"selfcheck:(netid/{day}|outcomes/v1/{day}/(affected|not_found))")
     buckets = [k for k in stored if not daily.fullmatch(k)]
     assert sorted(buckets) == sorted(k for ks in found.values() for k in ks)
+
+
+def test_every_store_key_carries_the_prefix_and_no_call_waits_twice() -> None:
+    """The options behind the documented key shape and the bounded waits, for each scheme."""
+    from redis.backoff import NoBackoff
+
+    from app.rate_limit import STORE_PREFIX, storage_options
+
+    assert STORE_PREFIX == "selfcheck"
+    for uri in ("redis://127.0.0.1:6379/0", "redis+sentinel://127.0.0.1:26379/selfcheck"):
+        options = storage_options(uri, 0.25)
+        assert options["key_prefix"] == "selfcheck"
+        assert options["health_check_interval"] == 0  # no extra round trip before a command
+        assert isinstance(options["retry"]._backoff, NoBackoff)
+        assert options["retry"].get_retries() == 0
+    sentinel = storage_options("redis+sentinel://127.0.0.1:26379/selfcheck", 0.25)
+    assert isinstance(sentinel["sentinel_kwargs"]["retry"]._backoff, NoBackoff)
+    assert sentinel["sentinel_kwargs"]["retry"].get_retries() == 0
+    assert "use_replicas" not in storage_options("redis://127.0.0.1:6379/0", 0.25)
+    assert "sentinel_kwargs" not in storage_options("redis://127.0.0.1:6379/0", 0.25)
+
+
+def test_a_store_password_is_a_client_option_never_for_memory(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    secret = tmp_path / "redis.password"
+    generated = "not-in-the-url"  # a test value, not a credential
+    secret.write_text(generated + "\n", encoding="utf-8")
+    on_redis = RateLimits(
+        make_settings(rate_limit_storage="redis://127.0.0.1:1/0", rate_limit_password_file=secret)
+    )
+    pool = on_redis.storage.storage.connection_pool
+    assert pool.connection_kwargs["password"] == generated
+    assert not on_redis.per_process
+    in_memory = RateLimits(make_settings(rate_limit_password_file=secret))
+    assert in_memory.per_process
+
+
+@pytest.mark.parametrize(
+    ("address", "values"),
+    [
+        (
+            "2001:db8:1:2::5",
+            {
+                "net": "6/64:2001:db8:1:2::/64",
+                "v6-48": "6/48:2001:db8:1::/48",
+                "v6-32": "6/32:2001:db8::/32",
+            },
+        ),
+        (  # no peer address (a Unix socket): every tier's one shared bucket, fail closed
+            None,
+            {
+                "net": "4/32:unknown",
+                "v4-24": "4/24:unknown",
+                "v6-48": "6/48:unknown",
+                "v6-32": "6/32:unknown",
+            },
+        ),
+    ],
+)
+def test_network_tiers_count_under_the_hmac_of_their_prefix(
+    make_settings: Callable[..., Settings], address: str | None, values: dict[str, str]
+) -> None:
+    limits = RateLimits(make_settings(**LIFTED))
+    limits.bind_pepper(PEPPER)
+    peer = None if address is None else ipaddress.ip_address(address)
+    assert limits.admit(Stage.NETWORK, Admission.UNPROVEN, Subject(peer))
+    assert limits.admit(Stage.NETWORK, Admission.PROVEN, Subject(peer))
+    for bucket, value in values.items():
+        assert counted(limits, bucket, documented_mac(PEPPER, "network", value)) == 1, bucket
+    addr = documented_mac(PEPPER, "network", values["net"])
+    assert counted(limits, "addr", addr) == 1  # the proven allowance: per subscriber too
+
+
+def test_the_meters_are_keyed_like_the_buckets(make_settings: Callable[..., Settings]) -> None:
+    """The per-site meter hides the site under the network key; the load meter is global."""
+    from limits import RateLimitItemPerMinute
+
+    limits = RateLimits(make_settings(**{**LIFTED, "pow_escalate_after": "60/minute"}))
+    limits.bind_pepper(PEPPER)
+    limits.count_proven(Subject(ipaddress.ip_address("192.0.2.9")))
+    assert limits.spend_ceiling(Admission.PROVEN)
+    meter = SlidingWindowCounterRateLimiter(limits.storage)
+
+    def count(name: str, item: RateLimitItem, key: str) -> int:
+        return item.amount - meter.get_window_stats(item, "v1", name, key).remaining
+
+    site = documented_mac(PEPPER, "network", "4/24:192.0.2.0/24")
+    assert count("proven-site", RateLimitItemPerMinute(60 * 1024), site) == 1
+    capacity = int(limits._proven_capacity)
+    load = documented_mac(PEPPER, None, "all")
+    assert count("proven-load", RateLimitItemPerMinute(capacity * 1024), load) == 1
+
+
+def test_no_key_is_computed_before_the_pepper_is_bound(
+    make_settings: Callable[..., Settings],
+) -> None:
+    limits = RateLimits(make_settings(**LIFTED))
+    with pytest.raises(RuntimeError, match=r"^rate limits used before bind_pepper\(\)$"):
+        limits.admit(Stage.NETWORK, Admission.UNPROVEN, Subject(ipaddress.ip_address(ADDRESS)))

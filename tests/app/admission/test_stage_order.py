@@ -13,8 +13,11 @@ from typing import Any
 
 import pytest
 
+from app.admission.buckets import Admission
+from app.rate_limit import RateLimits
 from app.settings import Settings
 from lookup_index.pepper import load_pepper
+from tests.lookup_index.helpers import PEPPER
 from tests.support.dataset import Dataset
 from tests.support.pow import presolved
 from tests.support.rate_limits import LIFTED, check_body, in_process, valid_probes
@@ -69,3 +72,22 @@ async def test_an_identity_over_its_limit_never_spends_the_global_ceiling(
         others = await app.statuses([(f"127.0.86.{i}", body(p)) for i, p in enumerate(rest[:3])])
     assert same == [200] + [429] * 4
     assert others == [200, 200, 429]
+
+
+@pytest.mark.parametrize("admission", [Admission.UNPROVEN, Admission.PROVEN])
+def test_the_ceiling_is_tested_without_being_spent(
+    make_settings: Callable[..., Settings], admission: Admission
+) -> None:
+    """A full ceiling reads as full; reading it spends nothing (the queue polls it)."""
+    ceiling = CLASSES[admission.value][1]
+    limits = RateLimits(make_settings(**{**LIFTED, ceiling: "2/minute"}))
+    limits.bind_pepper(PEPPER)
+    for _ in range(5):
+        assert limits.ceiling_open(admission)
+    assert limits.spend_ceiling(admission)
+    assert limits.ceiling_open(admission)
+    assert limits.spend_ceiling(admission)
+    assert not limits.ceiling_open(admission)
+    assert not limits.spend_ceiling(admission)
+    other = Admission.PROVEN if admission is Admission.UNPROVEN else Admission.UNPROVEN
+    assert limits.ceiling_open(other)  # each class has its own ceiling

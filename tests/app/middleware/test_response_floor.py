@@ -128,3 +128,98 @@ async def test_the_deadline_runs_from_the_last_body_byte() -> None:
 async def test_a_slow_body_cannot_push_the_deadline_past_its_cap() -> None:
     elapsed = await _floored_after_a_late_body(body_delay=0.3, floor=0.2, max_body_seconds=0.1)
     assert 0.3 <= elapsed < 0.45  # head + 0.1 s cap + 0.2 s floor, not 0.5 s
+
+
+def test_overruns_warn_at_most_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    stats = FloorStats()
+    with caplog.at_level("WARNING", logger="app.floor"):
+        for now in (1000.0, 1001.0, 1059.9, 1060.0, 1061.0):
+            stats.count_overrun(now)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "app.floor"]
+    assert stats.overruns == 5
+    assert warnings == [
+        f"response floor overrun: {n} responses ready after their deadline so far; "
+        "raise SELFCHECK_RESPONSE_FLOOR_MS or add capacity"
+        for n in (1, 4)
+    ]
+
+
+async def _released_after(
+    floor: float, max_body_seconds: float, *, read_body: bool, method: str = "POST"
+) -> tuple[float, int]:
+    """Seconds until an app's answer is released, and how many answers the floor held."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if read_body:
+            await receive()
+        await send({"type": "http.response.start", "status": 405, "headers": []})
+        await send({"type": "http.response.body", "body": b"x"})
+
+    stats = FloorStats()
+    middleware = ResponseFloorMiddleware(
+        app, floor_seconds=floor, paths=[CHECK], stats=stats, max_body_seconds=max_body_seconds
+    )
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"{}"}  # complete in one message
+
+    async def send(message: Message) -> None:
+        pass
+
+    scope = {"type": "http", "path": CHECK, "method": method, "headers": []}
+    started = time.perf_counter()
+    await middleware(scope, receive, send)
+    return time.perf_counter() - started, stats.held
+
+
+async def test_an_answer_sent_without_reading_the_body_is_held_from_arrival() -> None:
+    elapsed, held = await _released_after(0.1, 5, read_body=False)
+    assert 0.1 <= elapsed < 0.3
+    assert held == 1
+
+
+async def test_a_complete_body_in_one_message_is_held_from_its_arrival() -> None:
+    elapsed, held = await _released_after(0.1, 5, read_body=True)
+    assert 0.1 <= elapsed < 0.3
+    assert held == 1
+
+
+async def test_only_the_guarded_methods_are_held() -> None:
+    elapsed, held = await _released_after(0.2, 5, read_body=False, method="GET")
+    assert elapsed < 0.15
+    assert held == 0
+
+
+def test_the_body_cap_defaults_to_ten_seconds() -> None:
+    middleware = ResponseFloorMiddleware(
+        lambda *a: None,  # type: ignore[arg-type,return-value]
+        floor_seconds=0.1,
+        paths=[CHECK],
+        stats=FloorStats(),
+    )
+    assert middleware.max_body_seconds == 10.0
+    assert middleware.methods == frozenset({"POST"})
+
+
+async def test_a_body_still_incomplete_at_the_cap_is_held_from_the_cap() -> None:
+    """The 408 case: refused when the body timed out, held to cap + floor."""
+
+    async def late_refusal(scope: Scope, receive: Receive, send: Send) -> None:
+        await asyncio.sleep(0.15)  # the body never completed; the cap (0.1 s) has passed
+        await send({"type": "http.response.start", "status": 408, "headers": []})
+        await send({"type": "http.response.body", "body": b"x"})
+
+    stats = FloorStats()
+    middleware = ResponseFloorMiddleware(
+        late_refusal, floor_seconds=0.1, paths=[CHECK], stats=stats, max_body_seconds=0.1
+    )
+
+    async def send(message: Message) -> None:
+        pass
+
+    scope = {"type": "http", "path": CHECK, "method": "POST", "headers": []}
+    started = time.perf_counter()
+    await middleware(scope, None, send)  # type: ignore[arg-type]
+    elapsed = time.perf_counter() - started
+    assert 0.2 <= elapsed < 0.35  # from the cap (0.1 s) + the floor, not from arrival
+    assert (stats.held, stats.overruns) == (1, 0)
