@@ -54,7 +54,7 @@ def test_column_mapping(tmp_path: Path) -> None:
     assert (row.nir, row.birth_date, row.last_name, row.usage_name) == ("1", "2", "3", "4")
 
 
-@pytest.mark.parametrize("spec", ["nir", "nir=", "=NUM_SS", "email=COURRIEL", "secu=NUM_SS"])
+@pytest.mark.parametrize("spec", ["nir", "nir=", "=NUM_SS", "phone=TEL", "secu=NUM_SS"])
 def test_bad_column_spec(spec: str) -> None:
     with pytest.raises(InputFileError, match="bad --column"):
         parse_column_map([spec])
