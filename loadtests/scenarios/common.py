@@ -30,6 +30,7 @@ from locust import FastHttpUser
 
 from app.routes.paths import CHECK_PATH
 from loadtests.config import load_config
+from loadtests.export_dates import iso_date
 from loadtests.ledger import Ledger, Tier, breaches
 from lookup_index.generator import Probe, read_probes
 
@@ -106,10 +107,7 @@ def leaked_identities(path: Path, limit: int = 20_000) -> list[dict[str, str]]:
         delimiter = ";" if ";" in handle.readline() else ","
         handle.seek(0)
         for row in csv.DictReader(handle, delimiter=delimiter):
-            born = row["birth_date"]
-            if "/" in born:
-                day, month, year = born.split("/")
-                born = f"{year}-{month}-{day}"
+            born = iso_date(row["birth_date"])
             rows.append({"nir": row["nir"], "birth_date": born, "last_name": row["last_name"]})
             if len(rows) >= limit:
                 break
@@ -188,8 +186,12 @@ def post_attack(
     tiers: list[Tier],
     admitted_statuses: tuple[int, ...],
     name: str,
+    invalid_rows: bool = False,
 ) -> int:
-    """Send one attack request, judge it, record it; returns the HTTP status."""
+    """Send one attack request, judge it, record it; returns the HTTP status.
+
+    ``invalid_rows``: the attacker replays an export that may hold rows the API refuses
+    (422); those are neither admitted nor unexpected. Otherwise a 422 is unexpected."""
     config = load_config()
     sent = time.time()
     response: Any
@@ -199,6 +201,11 @@ def post_attack(
         status = response.status_code
         if status == 429:
             ledger().attack(scenario, key, False, "refused (429)", sent)
+            response.success()
+        elif status == 422 and invalid_rows:
+            # A malformed row: refused before any network or identity budget (junk has its
+            # own limit), so neither admitted nor a breach.
+            ledger().attack(scenario, key, False, "invalid (422)", sent)
             response.success()
         elif status in admitted_statuses:
             times = ledger().attack(scenario, key, True, f"admitted ({status})", sent)
