@@ -33,6 +33,7 @@ from loadtests.config import load_config
 from loadtests.export_dates import iso_date
 from loadtests.ledger import Ledger, Tier, breaches
 from lookup_index.generator import Probe, read_probes
+from lookup_index.normalise import normalise_last_name
 
 WIDGET_PATH = "/widget"
 #: Assets a page references (scripts, styles, images, fonts, catalogues), relative or
@@ -133,10 +134,19 @@ def mistype_nir(nir: str, rng: random.Random) -> str:
 
 
 def mistype_name(name: str, rng: random.Random) -> str:
-    """One doubled letter: still a well-formed name, no longer the patient's."""
+    """One doubled letter: still a well-formed name, no longer the patient's.
+
+    Not any doubled letter: the identity rules fold some typings together on purpose
+    (``Guéérin`` and ``Guérin`` meet, as U+E folds like Ü), and such a typo still finds
+    the patient; only a doubling the rules keep apart is a different name."""
     letters = [i for i, c in enumerate(name) if c.isalpha()]
-    i = rng.choice(letters)
-    return name[: i + 1] + name[i] + name[i + 1 :]
+    rng.shuffle(letters)
+    folded = normalise_last_name(name)
+    for i in letters:
+        typed = name[: i + 1] + name[i] + name[i + 1 :]
+        if normalise_last_name(typed) != folded:
+            return typed
+    return name + name[-1] + "x"  # no letter to double apart: still another name
 
 
 def page_with_assets(
