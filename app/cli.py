@@ -139,13 +139,20 @@ def send_worker(settings: Settings) -> None:
 def demo(directory: Path, port: int, rows: int, delivery: str = "screen") -> None:
     # Imported here: the demo builds its index with the build tools (Faker), which
     # `selfcheck serve` neither needs nor finds on an API host.
-    from app.demo import DEMO_NETWORK_LIMITS, demo_identities, prepare_demo, print_identities
+    from app.demo import prepare_demo
 
     key, index, probes = prepare_demo(directory, rows)
     if delivery == "private":
         demo_private(directory, port, key, probes)
         return
     os.environ.setdefault("SELFCHECK_INDEX_PATH", str(index))
+    serve_demo(port, key, probes)
+
+
+def serve_demo(port: int, key: Path, probes: list[Any]) -> None:
+    """The demo's settings (where the operator set none), its identities, then serve."""
+    from app.demo import DEMO_NETWORK_LIMITS, demo_identities, print_identities
+
     os.environ.setdefault("SELFCHECK_KEY_FILE", str(key.resolve()))
     os.environ.setdefault("SELFCHECK_PORT", str(port))
     os.environ.setdefault("SELFCHECK_LIMITS_PER_NETWORK", DEMO_NETWORK_LIMITS)
@@ -164,7 +171,6 @@ def print_outcomes(settings: Settings, days: int) -> None:
 
 
 def demo_private(directory: Path, port: int, key: Path, probes: list[Any]) -> None:
-    from app.demo import DEMO_NETWORK_LIMITS, demo_identities, print_identities
     from app.demo_private import DemoError, prepare_private_index, private_delivery_services
 
     export = directory / "demo-export.csv"
@@ -174,13 +180,7 @@ def demo_private(directory: Path, port: int, key: Path, probes: list[Any]) -> No
             for name, value in extra.items():
                 os.environ[name] = value
             os.environ["SELFCHECK_INDEX_PATH"] = str(index)
-            os.environ.setdefault("SELFCHECK_KEY_FILE", str(key.resolve()))
-            os.environ.setdefault("SELFCHECK_PORT", str(port))
-            os.environ.setdefault("SELFCHECK_LIMITS_PER_NETWORK", DEMO_NETWORK_LIMITS)
-            os.environ.setdefault("SELFCHECK_LOG_FORMAT", "text")
-            settings = _settings()
-            print_identities(demo_identities(probes), settings.port)
-            serve(settings)
+            serve_demo(port, key, probes)
     except DemoError as exc:
         raise SystemExit(f"selfcheck demo: {exc}") from None
 
