@@ -11,7 +11,6 @@ has one JSON line per request with exactly the documented fields, and no persona
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shutil
 import signal
@@ -27,13 +26,11 @@ import httpx
 import orjson
 import pytest
 
-from app.index_set import reader_id
-from lookup_index import IndexReader
 from lookup_index.generator import Probe
 from lookup_index.pepper import generate_pepper_file
 from tests.app.helpers import CHECK, body_of, dataset_env, submitted_values
 from tests.support.dataset import Dataset
-from tests.support.incidents import TwoIncidents, build_two_incidents
+from tests.support.incidents import TwoIncidents, build_two_incidents, index_id, replace_index
 from tests.support.servers import (
     ApiServer,
     RedisServer,
@@ -235,18 +232,6 @@ def two(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> TwoIncide
     return build_two_incidents(dataset, tmp_path_factory.mktemp("reload-incidents"))
 
 
-def _id(path: Path) -> str:
-    with IndexReader.open(path) as reader:
-        return reader_id(reader)
-
-
-def _replace(source: Path, target: Path) -> None:
-    """As an operator should: copy beside it, then rename over it (atomic)."""
-    temporary = target.with_name(target.name + ".new")
-    shutil.copyfile(source, temporary)
-    os.replace(temporary, target)
-
-
 class Stream:
     """Checks without pause from ``clients`` threads; records (time, probe, status, status)."""
 
@@ -310,11 +295,11 @@ def test_sighup_reloads_every_worker_under_load_without_a_wrong_answer(
     corrupt file then: one refusal line per worker, B still served."""
     served, server, metrics_url = scraped.served, scraped.server, scraped.metrics_url
     in_a, in_b = two.first_only[:3], two.second_only[:3]
-    id_a, id_b = _id(two.first), _id(two.second)
+    id_a, id_b = index_id(two.first), index_id(two.second)
     _wait(lambda: _workers_serving(metrics_url, id_a) == 2)
     with Stream(server.url, in_a + in_b) as stream:
         time.sleep(1.0)
-        _replace(two.second, served)
+        replace_index(two.second, served)
         server.process.send_signal(signal.SIGHUP)
         _wait(lambda: _workers_serving(metrics_url, id_b) == 2)
         both_reloaded = time.monotonic()

@@ -7,7 +7,6 @@ last test of tests/app/test_metrics_and_logs_process.py (it shares that server).
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -17,27 +16,14 @@ from typing import Any
 import orjson
 import pytest
 
-from app.index_set import reader_id
-from lookup_index import IndexReader
 from tests.app.helpers import CHECK, GENEROUS_LIMITS, body_of
 from tests.support.dataset import Dataset
-from tests.support.incidents import TwoIncidents, build_two_incidents
+from tests.support.incidents import TwoIncidents, build_two_incidents, index_id, replace_index
 
 
 @pytest.fixture(scope="module")
 def two(dataset: Dataset, tmp_path_factory: pytest.TempPathFactory) -> TwoIncidents:
     return build_two_incidents(dataset, tmp_path_factory.mktemp("reload-incidents"))
-
-
-def _id(path: Path) -> str:
-    with IndexReader.open(path) as reader:
-        return reader_id(reader)
-
-
-def _replace(source: Path, target: Path) -> None:
-    temporary = target.with_name(target.name + ".new")
-    shutil.copyfile(source, temporary)
-    os.replace(temporary, target)
 
 
 @pytest.fixture
@@ -56,10 +42,10 @@ async def test_a_changed_index_file_is_reloaded_and_answers(
     before = orjson.loads((await http.post(CHECK, json=body_of(probe))).content)
     assert before["status"] == "not_found"
     readyz = (await http.get("/readyz")).json()
-    assert readyz["index_id"] == _id(two.first)
-    _replace(two.second, watched)
+    assert readyz["index_id"] == index_id(two.first)
+    replace_index(two.second, watched)
     deadline = time.monotonic() + 20
-    while (await http.get("/readyz")).json()["index_id"] != _id(two.second):
+    while (await http.get("/readyz")).json()["index_id"] != index_id(two.second):
         assert time.monotonic() < deadline, "the watcher did not reload"
         await asyncio.sleep(0.2)
     after = orjson.loads((await http.post(CHECK, json=body_of(probe))).content)

@@ -5,10 +5,13 @@ own, so an identity can be in the first incident only, the second only, both, or
 from __future__ import annotations
 
 import csv
+import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.index_set import reader_id
 from lookup_index import IndexReader
 from lookup_index.builder import BuildOptions, build_index
 from lookup_index.generator import Probe, generate, read_probes
@@ -81,3 +84,16 @@ def build_two_incidents(dataset: Dataset, work: Path) -> TwoIncidents:
         second_only=[p for p in own_probes if p.expected == "affected"][:4],
         neither=dataset.by_expected("not_found")[:4],
     )
+
+
+def index_id(path: Path) -> str:
+    """The id /readyz and the info metric show for the index at ``path``."""
+    with IndexReader.open(path) as reader:
+        return reader_id(reader)
+
+
+def replace_index(source: Path, target: Path) -> None:
+    """As an operator should: copy beside it, then rename over it (atomic)."""
+    temporary = target.with_name(target.name + ".new")
+    shutil.copyfile(source, temporary)
+    os.replace(temporary, target)
