@@ -57,7 +57,7 @@ async def app_factory(
         client_ip: str = "127.0.0.7", **overrides: Any
     ) -> tuple[FastAPI, httpx.AsyncClient]:
         app = create_app(make_settings(**overrides))
-        manager = LifespanManager(app)
+        manager = LifespanManager(app, startup_timeout=30)  # 5 s is short under mutmut
         await manager.__aenter__()
         managers.append(manager)
         transport = httpx.ASGITransport(app=manager.app, client=(client_ip, 40000))

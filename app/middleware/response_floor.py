@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Collection
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -84,15 +85,17 @@ class ResponseFloorMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        loop = asyncio.get_running_loop()
-        arrived = loop.time()
+        # time.monotonic, not loop.time(): uvloop's loop clock is cached per iteration in
+        # whole milliseconds, so a deadline measured on it can be released a little early.
+        now = time.monotonic
+        arrived = now()
         complete: float | None = None
 
         async def timed_receive() -> Message:
             nonlocal complete
             message = await receive()
             if message["type"] == "http.request" and not message.get("more_body", False):
-                complete = min(loop.time(), arrived + self.max_body_seconds)
+                complete = min(now(), arrived + self.max_body_seconds)
             return message
 
         def deadline() -> float:
@@ -100,7 +103,7 @@ class ResponseFloorMiddleware:
                 return complete + self.floor_seconds
             # Never complete: answered without reading it (405), or refused when it was
             # still incomplete at the cap (408), which then counts as its completion.
-            if loop.time() - arrived >= self.max_body_seconds:
+            if now() - arrived >= self.max_body_seconds:
                 return arrived + self.max_body_seconds + self.floor_seconds
             return arrived + self.floor_seconds
 
@@ -109,19 +112,21 @@ class ResponseFloorMiddleware:
         async def hold(message: Message) -> None:
             held.append(message)
             if message["type"] == "http.response.body" and not message.get("more_body", False):
-                await self._release(loop, deadline(), held, send)
+                await self._release(deadline(), held, send)
 
         await self.app(scope, timed_receive, hold)
 
-    async def _release(
-        self, loop: asyncio.AbstractEventLoop, deadline: float, held: list[Message], send: Send
-    ) -> None:
-        remaining = deadline - loop.time()
+    async def _release(self, deadline: float, held: list[Message], send: Send) -> None:
+        remaining = deadline - time.monotonic()
         self.stats.count_held()
         if remaining > 0:
-            await asyncio.sleep(remaining)
+            # A timer may fire up to a clock tick early (uvloop rounds to milliseconds):
+            # sleep again until the deadline has really passed, so no answer is early.
+            while remaining > 0:
+                await asyncio.sleep(remaining)
+                remaining = deadline - time.monotonic()
         else:
-            self.stats.count_overrun(loop.time())
+            self.stats.count_overrun(time.monotonic())
         messages = held[:]
         held.clear()
         for message in messages:

@@ -84,7 +84,8 @@ class InProcessApp:
 @contextlib.asynccontextmanager
 async def in_process(settings: Settings) -> AsyncIterator[InProcessApp]:
     app = create_app(settings)
-    async with LifespanManager(app) as manager:
+    # a generous start-up wait: under mutmut's instrumentation on a loaded machine, 5 s is short
+    async with LifespanManager(app, startup_timeout=30) as manager:
         yield InProcessApp(manager.app, settings, app.state)
 
 

@@ -223,3 +223,21 @@ async def test_a_body_still_incomplete_at_the_cap_is_held_from_the_cap() -> None
     elapsed = time.perf_counter() - started
     assert 0.2 <= elapsed < 0.35  # from the cap (0.1 s) + the floor, not from arrival
     assert (stats.held, stats.overruns) == (1, 0)
+
+
+async def test_a_timer_that_fires_early_does_not_release_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uvloop rounds its timers to milliseconds: a sleep may end a little before it should.
+
+    Here every sleep ends 5 ms early; the answer must still wait the whole floor.
+    """
+    real_sleep = asyncio.sleep
+
+    async def early_sleep(seconds: float) -> None:
+        await real_sleep(max(0.0, seconds - 0.005))
+
+    monkeypatch.setattr("app.middleware.response_floor.asyncio.sleep", early_sleep)
+    elapsed, held = await _released_after(0.05, 5, read_body=True)
+    assert elapsed >= 0.05
+    assert held == 1
