@@ -67,6 +67,7 @@ TARGETS: dict[str, Target] = {
             "tests/app/admission/test_moving_window_bound.py",
             "tests/app/admission/test_stage_order.py",
             "tests/app/admission/test_escalation_meters.py",
+            "tests/app/admission/test_identity_buckets.py",
             "tests/app/middleware/test_floor_every_status.py",
             "tests/app/test_rate_limit_store.py::test_storage_options_bound_every_wait",
             "tests/app/test_rate_limit_store.py::test_the_timeouts_reach_the_redis_connections",
@@ -83,10 +84,22 @@ TARGETS: dict[str, Target] = {
             "tests/app/middleware/test_floor_every_status.py",
         ),
     ),
-    "normalisation": Target(
-        ("lookup_index/normalise.py",), ("tests/lookup_index/test_normalise.py",)
+    "gate": Target(
+        ("app/admission/gate.py",),
+        ("tests/app/admission/test_gate.py", "tests/app/middleware/test_floor_every_status.py"),
     ),
-    "reader": Target(("lookup_index/reader.py",), ("tests/lookup_index/test_reader.py",)),
+    "normalisation": Target(
+        ("lookup_index/normalise.py",),
+        ("tests/lookup_index/test_normalise.py", "tests/lookup_index/test_recall.py"),
+    ),
+    "reader": Target(
+        ("lookup_index/reader.py",),
+        (
+            "tests/lookup_index/test_reader.py",
+            "tests/lookup_index/test_index_format.py",
+            "tests/lookup_index/test_signing.py",
+        ),
+    ),
     "keyed-hash": Target(
         ("lookup_index/keyed_hash.py",), ("tests/lookup_index/test_keyed_hash.py",)
     ),
