@@ -64,17 +64,3 @@ def client_ip(scope: Scope, trusted_proxies: Sequence[IPNetwork]) -> IPAddress |
         if not _trusted(address, trusted_proxies):
             return address
     return address
-
-
-def network_of(address: IPAddress) -> str:
-    """The unit one subscriber controls: an IPv4 address or an IPv6 /64."""
-    if isinstance(address, ipaddress.IPv4Address):
-        return str(address)
-    return str(ipaddress.IPv6Network((address, 64), strict=False))
-
-
-def wide_network_of(address: IPAddress) -> str | None:
-    """The IPv6 /48 a site usually gets (None for IPv4): a larger tier against /64 hopping."""
-    if isinstance(address, ipaddress.IPv4Address):
-        return None
-    return str(ipaddress.IPv6Network((address, 48), strict=False))

@@ -41,7 +41,7 @@ from app.admission.gate import RefusedNetworks
 from app.errors import Unavailable
 from app.limit_syntax import parse_limits, storage_scheme
 from app.request_note import note_refusal
-from lookup_index import Identity, KeyMaterial, derive_subkey
+from lookup_index import KeyMaterial, derive_subkey
 
 if TYPE_CHECKING:  # settings validate with the helpers below, so no import at run time
     from app.settings import Settings
@@ -97,7 +97,6 @@ class RateLimits:
     """Owns the store, the strategies and the bucket table; one per app (so per process)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
         self.per_process = storage_scheme(settings.rate_limit_storage) == "memory"
         self.table: tuple[Bucket, ...] = bucket_table(settings)
         options = storage_options(
@@ -214,10 +213,6 @@ class RateLimits:
         """Share of the proven ceiling used over the last minute (feeds the cost step)."""
         used = self._measure("proven-load", "all", self._proven_capacity, hit=False)
         return used / self._proven_capacity
-
-    def hit_identity(self, identity: Identity, admission: Admission = Admission.PROVEN) -> bool:
-        """Count one attempt against the identity's buckets of its class."""
-        return self.admit(Stage.IDENTITY, admission, Subject(None, identity))
 
     def first_use(self, token: str, ttl_s: int) -> bool:
         """True the first time ``token`` is seen within ``ttl_s`` (the proof-of-work replay set).

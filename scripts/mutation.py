@@ -68,6 +68,7 @@ TARGETS: dict[str, Target] = {
             "tests/app/admission/test_stage_order.py",
             "tests/app/admission/test_escalation_meters.py",
             "tests/app/admission/test_identity_buckets.py",
+            "tests/app/admission/test_buckets.py",
             "tests/app/middleware/test_floor_every_status.py",
             "tests/app/test_rate_limit_store.py::test_storage_options_bound_every_wait",
             "tests/app/test_rate_limit_store.py::test_the_timeouts_reach_the_redis_connections",

@@ -22,6 +22,7 @@ import pytest
 import redis as redis_py
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.admission.buckets import Admission, Stage, Subject
 from app.padded_json import PaddedJSON
 from app.rate_limit import RateLimits, StorageUnavailable, storage_options
 from app.settings import Settings
@@ -316,13 +317,18 @@ def test_identity_buckets_fail_closed_on_a_cluster_error(
     identity = canonical_identity(probe.nir, probe.birth_date, probe.last_name)
     limits = RateLimits(on_store(make_settings, f"redis+cluster://127.0.0.1:{cluster.port}"))
     limits.bind_pepper(b"p" * 32)
-    assert limits.hit_identity(identity)
+
+    def hit_identity() -> bool:
+        return limits.admit(Stage.IDENTITY, Admission.PROVEN, Subject(None, identity))
+
+    assert hit_identity()
     cluster.pause()
     started = time.monotonic()
     try:
         with pytest.raises(StorageUnavailable):
-            limits.hit_identity(identity)
+            hit_identity()
     finally:
         cluster.resume()
     assert time.monotonic() - started < BOUND
-    assert limits.hit_identity(identity)  # the client found the node again by itself
+    assert hit_identity()  # the client found the node again by itself
+    limits.storage.storage.close()  # type: ignore[attr-defined]  # limits' redis client
