@@ -7,6 +7,7 @@ Every module here drives a real server through sockets, as an attacker would;
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,9 +23,13 @@ BODY_TIMEOUT_S = 1
 
 
 def serve_env(dataset: Dataset, **extra: str) -> dict[str, str]:
+    return serve_env_for(dataset.index, dataset.key, **extra)
+
+
+def serve_env_for(index: Path, key: Path, **extra: str) -> dict[str, str]:
     return {
-        "SELFCHECK_INDEX_PATH": str(dataset.index),
-        "SELFCHECK_KEY_FILE": str(dataset.key),
+        "SELFCHECK_INDEX_PATH": str(index),
+        "SELFCHECK_KEY_FILE": str(key),
         "SELFCHECK_ALLOW_TEST_PROFILE": "true",
         "SELFCHECK_RESPONSE_FLOOR_MS": str(FLOOR_MS),
         "SELFCHECK_HASH_CONCURRENCY": "1",
