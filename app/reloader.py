@@ -35,6 +35,23 @@ OpenSet = Callable[[], IndexSet]
 logger = logging.getLogger("app.reload")
 #: Key operations of one key-check (lookup_index.keyed_hash.key_check_value: one HMAC).
 KEY_CHECK_OPERATIONS = 1
+#: The watcher wakes at least this often (an empty yield): the first wake-up, once the
+#: watch is registered, catches a change made while it was being set up.
+WATCH_TIMEOUT_MS = 500
+#: (path, inode, modification time, size) of each watched index file.
+Fingerprint = frozenset[tuple[str, int, int, int]]
+
+
+def _fingerprint(directories: list[Path], files: set[Path]) -> Fingerprint:
+    paths = files or {path for directory in directories for path in directory.glob("*.bin")}
+    seen = set()
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:  # being replaced, or removed: the watcher will say
+            continue
+        seen.add((str(path), stat.st_ino, stat.st_mtime_ns, stat.st_size))
+    return frozenset(seen)
 
 
 class IndexReloader:
@@ -92,8 +109,18 @@ class IndexReloader:
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
             self._loop = loop
         if self.settings.index_watch:
+            try:
+                watched = self._watched()
+            except IndexSetRefused:
+                return
+            # What the files were when the set was opened: a change made before the watch
+            # is registered (its thread imports watchfiles first) sends no event.
+            opened = _fingerprint(*watched)
             self._watcher = threading.Thread(
-                target=self._watch, name="selfcheck-index-watch", daemon=True
+                target=self._watch,
+                args=(*watched, opened),
+                name="selfcheck-index-watch",
+                daemon=True,
             )
             self._watcher.start()
 
@@ -119,14 +146,24 @@ class IndexReloader:
         files = {path.resolve() for path in index_paths(setting)}
         return sorted({path.parent for path in files}), files
 
-    def _watch(self) -> None:
+    def _watch(self, directories: list[Path], files: set[Path], opened: Fingerprint) -> None:
         from watchfiles import watch
 
-        try:
-            directories, files = self._watched()
-        except IndexSetRefused:
-            return
-        for changes in watch(*directories, stop_event=self._stop, raise_interrupt=False):
+        registered = False
+        for changes in watch(
+            *directories,
+            stop_event=self._stop,
+            raise_interrupt=False,
+            rust_timeout=WATCH_TIMEOUT_MS,
+            yield_on_timeout=True,
+        ):
+            if not registered:
+                # The first yield comes once the watch is in place: from here on every
+                # change is an event; one made before it shows only in the fingerprint.
+                registered = True
+                if not changes and _fingerprint(directories, files) != opened:
+                    self.reload()
+                    continue
             changed = {Path(path).resolve() for _, path in changes}
             if (files and changed & files) or (
                 not files and any(p.suffix == ".bin" for p in changed)
