@@ -241,3 +241,89 @@ async def test_a_timer_that_fires_early_does_not_release_early(
     elapsed, held = await _released_after(0.05, 5, read_body=True)
     assert elapsed >= 0.05
     assert held == 1
+
+
+def test_the_metrics_hear_every_held_answer_and_every_overrun() -> None:
+    """The hooks feed selfcheck_floor_held_total and selfcheck_floor_overruns_total."""
+    heard: list[str] = []
+    stats = FloorStats(
+        on_held=lambda: heard.append("held"), on_overrun=lambda: heard.append("over")
+    )
+    stats.count_held()
+    stats.count_overrun(1000.0)
+    stats.count_held()
+    assert heard == ["held", "over", "held"]
+
+
+async def _released_after_parts(
+    parts: list[tuple[float, Message]], floor: float, reads: int
+) -> float:
+    """Seconds until the answer of an app that reads ``reads`` body messages is released."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        for _ in range(reads):
+            await receive()
+        await send({"type": "http.response.start", "status": 413, "headers": []})
+        await send({"type": "http.response.body", "body": b"x"})
+
+    middleware = ResponseFloorMiddleware(
+        app, floor_seconds=floor, paths=[CHECK], stats=FloorStats(), max_body_seconds=5
+    )
+
+    async def receive() -> Message:
+        delay, message = parts.pop(0)
+        await asyncio.sleep(delay)
+        return message
+
+    async def send(message: Message) -> None:
+        pass
+
+    scope = {"type": "http", "path": CHECK, "method": "POST", "headers": []}
+    started = time.perf_counter()
+    await middleware(scope, receive, send)
+    return time.perf_counter() - started
+
+
+async def test_a_body_refused_before_its_end_is_held_from_arrival_not_from_a_part() -> None:
+    """An answer given after a first part (413: too large) never saw the body complete: the
+    floor runs from arrival. A part announcing more is not the body's completion."""
+    first = {"type": "http.request", "body": b"{", "more_body": True}
+    elapsed = await _released_after_parts([(0.15, first)], floor=0.15, reads=1)
+    assert 0.15 <= elapsed < 0.27  # from arrival; from the part it would be 0.3 s
+
+
+async def test_a_last_part_without_more_body_completes_the_body() -> None:
+    """ASGI: ``more_body`` absent means False. A body whose last part came 0.15 s late is
+    complete then, and the floor runs from there."""
+    last = {"type": "http.request", "body": b"{}"}
+    elapsed = await _released_after_parts([(0.15, last)], floor=0.15, reads=1)
+    assert elapsed >= 0.3
+
+
+async def test_a_streamed_answer_is_held_whole_and_released_once() -> None:
+    """An answer in several body messages: held until its last one, then sent in order."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await send({"type": "http.response.body", "body": b"b", "more_body": False})
+
+    stats = FloorStats()
+    middleware = ResponseFloorMiddleware(
+        app, floor_seconds=0.1, paths=[CHECK], stats=stats, max_body_seconds=5
+    )
+    sent: list[tuple[float, Message]] = []
+    started = time.perf_counter()
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append((time.perf_counter() - started, message))
+
+    scope = {"type": "http", "path": CHECK, "method": "POST", "headers": []}
+    await middleware(scope, receive, send)
+    assert [m.get("body") for _, m in sent] == [None, b"a", b"b"]
+    assert min(t for t, _ in sent) >= 0.1  # nothing, not even the first part, before the floor
+    assert (stats.held, stats.overruns) == (1, 0)
