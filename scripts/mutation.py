@@ -69,6 +69,8 @@ TARGETS: dict[str, Target] = {
             "tests/app/admission/test_escalation_meters.py",
             "tests/app/admission/test_identity_buckets.py",
             "tests/app/admission/test_buckets.py",
+            "tests/app/admission/test_gate.py",
+            "tests/app/admission/test_refusal_notes.py",
             "tests/app/middleware/test_floor_every_status.py",
             "tests/app/test_rate_limit_store.py::test_storage_options_bound_every_wait",
             "tests/app/test_rate_limit_store.py::test_the_timeouts_reach_the_redis_connections",
@@ -87,7 +89,11 @@ TARGETS: dict[str, Target] = {
     ),
     "gate": Target(
         ("app/admission/gate.py",),
-        ("tests/app/admission/test_gate.py", "tests/app/middleware/test_floor_every_status.py"),
+        (
+            "tests/app/admission/test_gate.py",
+            "tests/app/admission/test_refusal_notes.py",
+            "tests/app/middleware/test_floor_every_status.py",
+        ),
     ),
     "normalisation": Target(
         ("lookup_index/normalise.py",),

@@ -241,3 +241,17 @@ def test_no_key_is_computed_before_the_pepper_is_bound(
     limits = RateLimits(make_settings(**LIFTED))
     with pytest.raises(RuntimeError, match=r"^rate limits used before bind_pepper\(\)$"):
         limits.admit(Stage.NETWORK, Admission.UNPROVEN, Subject(ipaddress.ip_address(ADDRESS)))
+
+
+def test_the_challenge_issuance_counts_under_the_documented_network_hmac(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """GET /v1/challenge's per-network limit (slowapi, app/admission/issuance.py) is given
+    ``RateLimits.network_key`` as its key: the same keyed HMAC as the network buckets."""
+    ours, theirs = RateLimits(make_settings(**LIFTED)), RateLimits(make_settings(**LIFTED))
+    ours.bind_pepper(PEPPER)
+    theirs.bind_pepper(OTHER_PEPPER)
+    value = "4/32:192.0.2.9/32"
+    assert ours.network_key(value) == documented_mac(PEPPER, "network", value)
+    assert theirs.network_key(value) == documented_mac(OTHER_PEPPER, "network", value)
+    assert ours.network_key(value) != theirs.network_key(value)
