@@ -10,9 +10,12 @@ import orjson
 import pytest
 
 from app.errors import InvalidRequest, MethodNotAllowed, NotFound, UnsupportedMediaType
+from app.settings import Settings
 from lookup_index.generator import Probe
 from tests.app.helpers import CHECK, ERROR_KEYS, body_of, envelope, without_padding
 from tests.support.dataset import Dataset
+from tests.support.rate_limits import LIFTED, check_body, in_process, valid_probes
+from tests.support.servers import free_port
 
 JSON = {"content-type": "application/json"}
 
@@ -172,3 +175,22 @@ async def test_404_and_405_are_constant(
     )
     assert len(first.content) == len(second.content) == 8192
     assert "allow" not in first.headers  # nothing about the routes beyond the status
+
+
+async def test_a_503_tells_the_metrics_what_failed(
+    make_settings: Callable[..., Settings], dataset: Dataset
+) -> None:
+    """The constant 503 hides the cause from the client; selfcheck_unavailable_total keeps it
+    for the operator ("store" here; "overload" is only the fallback when none was given)."""
+    closed = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: refused at once
+    settings = make_settings(**LIFTED, rate_limit_storage=closed, rate_limit_timeout_ms=200)
+    probe = valid_probes(dataset.probes)[0]
+    async with in_process(settings) as app, app.client("127.0.52.1") as http:
+        answer = await http.post(CHECK, json=check_body(probe))
+        registry = app.state.metrics.registry
+        by_cause = {
+            cause: registry.get_sample_value("selfcheck_unavailable_total", {"cause": cause})
+            for cause in ("store", "overload")
+        }
+    assert answer.status_code == 503
+    assert by_cause == {"store": 1.0, "overload": None}
