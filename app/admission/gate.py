@@ -69,16 +69,12 @@ class RefusedNetworks:
         """The bucket that refused ``address`` while its window is still full, else None."""
         if address is None:
             return None
+        # A lapsed note is left in place: note() drops lapsed ones when the map is full, so
+        # memory stays bounded, and a read takes no lock (note() swaps the map whole).
         noted = self._until.get(address)
-        if noted is None:
+        if noted is None or noted[0] <= time.time():
             return None
-        if noted[0] > time.time():
-            return noted[1]
-        with self._lock:
-            current = self._until.get(address)
-            if current is not None and current[0] <= time.time():
-                self._until.pop(address, None)
-        return None
+        return noted[1]
 
 
 class NetworkGate:
