@@ -7,11 +7,23 @@ is what one site holds. Two addresses share a bucket exactly when they share tha
 from __future__ import annotations
 
 import ipaddress
+import re
+from collections.abc import Callable
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.admission.buckets import Subject, site, subscriber
+from app.admission.buckets import (
+    Subject,
+    bucket_table,
+    name_and_birth,
+    nir,
+    nir_prefix,
+    site,
+    subscriber,
+)
+from app.settings import Settings
 
 ipv6_hosts = st.integers(min_value=0, max_value=2**64 - 1)
 prefixes = st.integers(min_value=0, max_value=2**64 - 1)
@@ -66,3 +78,22 @@ def test_no_address_is_one_shared_unknown_bucket() -> None:
     """A request without a peer address (a misconfigured proxy) is never unlimited."""
     assert subscriber(Subject(None)) == "4/32:unknown"
     assert site(Subject(None)) == "4/24:unknown"
+
+
+def test_the_bucket_names_are_the_ones_operators_alert_on(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A bucket's name is the ``bucket`` label of selfcheck_refusals_total and the log's
+    ``refused_by``: dashboards and alerts use the names docs/OPERATIONS.md lists."""
+    operations = (Path(__file__).parents[3] / "docs" / "OPERATIONS.md").read_text()
+    (line,) = [row for row in operations.splitlines() if "`selfcheck_refusals_total{" in row]
+    documented = set(re.findall(r"`([a-z0-9-]+)`", line.split("(", 1)[1].split(";")[0]))
+    issued_by_slowapi = {"challenge"}  # GET /v1/challenge's limit, not a table row
+    assert {b.name for b in bucket_table(make_settings())} == documented - issued_by_slowapi
+
+
+def test_identity_keys_do_not_apply_to_a_subject_without_an_identity() -> None:
+    """None is a key function's "this bucket does not apply": a request not yet validated
+    has no identity, so it must never count under some half-made identity key."""
+    bare = Subject(ipaddress.ip_address("192.0.2.1"))
+    assert (nir(bare), name_and_birth(bare), nir_prefix(bare)) == (None, None, None)
