@@ -121,7 +121,7 @@
     return nirMonthUnknown(raw);
   }
 
-  /** Month code 20-30 or 50-99: the month was unknown at registration (it agrees with any). */
+  /** Month code 20-30 or 50-99: unknown at registration (agrees with any month). */
   function nirMonthUnknown(raw) {
     const month = Number(compactNir(raw).slice(3, 5));
     return (month >= 20 && month <= 30) || month >= 50;
@@ -260,8 +260,8 @@
   function updateHints(nirCode, date) {
     const mismatch = !nirCode && !date.code && !nirMatchesDate($("nir").value, date.iso);
     $("nir-mismatch").hidden = !mismatch;
-    // An unknown month in the NIR: suggest the box (never tick it) until it is ticked, or
-    // day and month are typed. A live region: said once when it appears, and only then.
+    // NIR month unknown: suggest the box (never tick it) until ticked or day and month typed.
+    // A live region: text set only on a change, so it is said once.
     const box = $("unknown-date");
     const suggest = !nirCode && nirMonthUnknown($("nir").value) && !box.checked && !($("day").value.trim() && $("month").value.trim());
     const text = suggest ? t("hints.nir_month_unknown") : "";
