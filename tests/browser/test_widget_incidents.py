@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,7 +66,7 @@ def several(
         yield site
 
 
-def label_of(index: Any) -> str:
+def label_of(index: Path) -> str:
     with IndexReader.open(index) as reader:
         return reader.header.incident_label
 
