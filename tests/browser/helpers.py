@@ -75,16 +75,10 @@ def mismatched(probe: Probe) -> bool:
     return not nir_matches_birth_date(normalise_nir(probe.nir), parse_birth_date(probe.birth_date))
 
 
-def month_unknown(nir: str) -> bool:
-    """The NIR's month code says the month was unknown at registration (20-30, 50-99)."""
-    month = int(compact(nir)[3:5])
-    return 20 <= month <= 30 or month >= 50
-
-
 def hint_free(probe: Probe) -> bool:
     """No hint shows while it is typed: the frame's height then depends only on the answer.
-    (A hint changes the height while the patient types: see the month-hint test.)"""
-    return not mismatched(probe) and not month_unknown(probe.nir)
+    (The mismatch hint changes the height while the patient types.)"""
+    return not mismatched(probe)
 
 
 @dataclass

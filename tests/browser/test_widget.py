@@ -49,7 +49,6 @@ from tests.browser.helpers import (
     hint_free,
     iframe_height,
     mismatched,
-    month_unknown,
     open_tab,
     screenshot,
     seen_by_the_host,
@@ -273,67 +272,6 @@ def test_nir_birth_date_mismatch_is_only_a_hint(site: Site, tab: Tab, dataset: D
     expect(frame.locator("#nir-error")).to_be_hidden()
     assert len(tab.checks()) == 1
     screenshot(page, "mismatch-hint")
-
-
-def with_month(nir: str, month: str) -> str:
-    """The same generated NIR with another month code, and its key recomputed."""
-    body = compact(nir)[:3] + month + compact(nir)[5:13]
-    return body + stdnum_nir.calc_check_digits(body)
-
-
-def test_an_nir_with_an_unknown_month_suggests_the_unknown_date_box(
-    site: Site, tab: Tab, not_found: Probe
-) -> None:
-    """Month code 20-30 or 50-99: a calm hint points to "I don't know my day or month of
-    birth", said by screen readers (a live region, and the box's description) without
-    ticking the box or asking the server anything; it goes once the box is ticked or the
-    day and month are typed. In English, then in French after the language switch."""
-    page = tab.page
-    page.goto(f"{site.host_origin}/host-en.html")
-    frame = widget(page)
-    hint, box = frame.locator("#month-hint"), frame.locator("#unknown-date")
-    # Announced when its text appears: a live region already in the page, empty until then.
-    expect(hint).to_have_attribute("role", "status")
-    expect(hint).to_be_empty()
-    expect(hint).to_be_hidden()  # no room taken...
-    assert hint.evaluate("p => getComputedStyle(p).display") != "none"  # ...but in the a11y tree
-    known = with_month(not_found.nir, "03")
-    assert not month_unknown(known)
-    frame.locator("#nir").fill(known)  # the hint is set in the input event, during fill
-    expect(hint).to_be_empty()  # an ordinary month: nothing to suggest
-    frame.locator("#nir").fill(with_month(not_found.nir, "99")[:14])
-    expect(hint).to_be_empty()  # not before the number is whole and valid
-    for month in ("99", "20", "30", "50"):
-        unknown = with_month(not_found.nir, month)
-        assert month_unknown(unknown)
-        frame.locator("#nir").fill(unknown)
-        expect(hint).to_have_text(EN["hints"]["nir_month_unknown"])
-    expect(hint).to_be_visible()
-    expect(frame.locator("#nir-error")).to_be_hidden()
-    assert "month-hint" in (frame.locator("#nir").get_attribute("aria-describedby") or "")
-    expect(box).to_have_attribute("aria-describedby", "month-hint")
-    expect(box).not_to_be_checked()  # a suggestion: the patient ticks it, or not
-    assert axe_violations(frame, "widget-month-hint") == []
-    screenshot(page, "month-hint")
-    # The box is the next stop after the date's three parts, for keyboard users.
-    frame.locator("#nir").focus()
-    for field_id in ("day", "month", "year", "unknown-date"):
-        page.keyboard.press("Tab")
-        assert active_id(frame) == field_id
-    page.keyboard.press("Space")
-    expect(box).to_be_checked()
-    expect(hint).to_be_empty()
-    assert box.get_attribute("aria-describedby") is None
-    page.keyboard.press("Space")
-    expect(hint).to_have_text(EN["hints"]["nir_month_unknown"])
-    frame.locator("#switch").click()  # the hint follows the language
-    expect(hint).to_have_text(FR["hints"]["nir_month_unknown"])
-    frame.locator("#day").fill("14")
-    expect(hint).not_to_be_empty()
-    frame.locator("#month").fill("7")
-    expect(hint).to_be_empty()  # day and month known: nothing to suggest
-    assert "month-hint" not in (frame.locator("#nir").get_attribute("aria-describedby") or "")
-    assert [r.url for r in tab.requests if "/v1/" in r.url and "/v1/challenge" not in r.url] == []
 
 
 def test_nir_is_formatted_as_the_patient_types(site: Site, tab: Tab, affected: Probe) -> None:
@@ -771,11 +709,6 @@ def name_cases(dataset: Dataset) -> list[str]:
     return [p.last_name for p in dataset.probes] + tricky
 
 
-def any_month_agrees(nir: str) -> bool:
-    year = 2000 + int(nir[1:3])
-    return all(nir_matches_birth_date(nir, date(year, month, 1)) for month in range(1, 13))
-
-
 def test_client_rules_match_the_server_rules(site: Site, tab: Tab, dataset: Dataset) -> None:
     page = tab.page
     page.goto(site.api.url + "/widget")
@@ -805,7 +738,6 @@ def test_client_rules_match_the_server_rules(site: Site, tab: Tab, dataset: Data
             names: names.map((n) => [R.checkName(n), R.foldName(n.trim())]),
             pairs: pairs.map(([n, iso]) => R.nirMatchesDate(n, iso)),
             formats: nirs.map((n) => R.formatNir(n)),
-            unknownMonths: nirs.map((n) => (R.checkNir(n) ? null : R.nirMonthUnknown(n))),
           };
         }""",
         [nirs, dates, names, pairs, today.isoformat()],
@@ -824,12 +756,6 @@ def test_client_rules_match_the_server_rules(site: Site, tab: Tab, dataset: Data
     for raw, formatted in zip(nirs, js["formats"], strict=True):
         if python_nir(raw) is None:
             assert formatted == stdnum_nir.format(compact(raw)), raw
-    # The widget suggests "I don't know my day or month" for the NIRs whose month agrees,
-    # for the server, with every month of their year.
-    assert js["unknownMonths"] == [
-        None if python_nir(n) else any_month_agrees(normalise_nir(n)) for n in nirs
-    ]
-    assert set(js["unknownMonths"]) == {None, True, False}
     assert sum(c is None for c in js_nirs) > 100
     assert set(js["pairs"]) == {True, False}
     assert len({c for c in js_nirs if c}) == 3  # format, range and key errors all exercised

@@ -118,13 +118,7 @@
     const nirMonth = Number(nir.slice(3, 5));
     if (nirMonth >= 1 && nirMonth <= 12) return nirMonth === month;
     if (nirMonth >= 31 && nirMonth <= 42) return nirMonth === month + 30;
-    return nirMonthUnknown(raw);
-  }
-
-  /** Month code 20-30 or 50-99: unknown at registration (agrees with any month). */
-  function nirMonthUnknown(raw) {
-    const month = Number(compactNir(raw).slice(3, 5));
-    return (month >= 20 && month <= 30) || month >= 50;
+    return (nirMonth >= 20 && nirMonth <= 30) || nirMonth >= 50;
   }
 
   /** "185037511542323" -> "1 85 03 75 115 423 23", as printed on the Carte Vitale. */
@@ -141,7 +135,7 @@
   }
 
   // Exposed so the test suite can prove, in a real browser, that these rules match the server's.
-  window.SelfcheckRules = Object.freeze({ checkNir, checkDate, checkName, foldName, nirMatchesDate, nirMonthUnknown, formatNir, nirKey });
+  window.SelfcheckRules = Object.freeze({ checkNir, checkDate, checkName, foldName, nirMatchesDate, formatNir, nirKey });
 
   // ---- Page --------------------------------------------------------------------
   const $ = (id) => document.getElementById(id);
@@ -193,7 +187,6 @@
       if (error.dataset.code) error.textContent = t(`errors.${error.dataset.code}`);
     }
     if (busy) $("submit").textContent = t(`form.${busy}`);
-    if ($("month-hint").textContent) $("month-hint").textContent = t("hints.nir_month_unknown");
     if (shown) render(shown, false);
   }
 
@@ -252,31 +245,23 @@
     setError("nir", nirCode);
     setError("date", date.code);
     setError("name", nameCode);
-    updateHints(nirCode, date);
+    updateMismatchHint(nirCode, date);
     const firstInvalid = (nirCode && "nir") || (date.code && "day") || (nameCode && "name") || null;
     return { firstInvalid, iso: date.iso };
   }
 
-  function updateHints(nirCode, date) {
+  function updateMismatchHint(nirCode, date) {
     const mismatch = !nirCode && !date.code && !nirMatchesDate($("nir").value, date.iso);
     $("nir-mismatch").hidden = !mismatch;
-    // NIR month unknown: suggest the box (never tick it) until ticked or day and month typed.
-    // A live region: text set only on a change, so it is said once.
-    const box = $("unknown-date");
-    const suggest = !nirCode && nirMonthUnknown($("nir").value) && !box.checked && !($("day").value.trim() && $("month").value.trim());
-    const text = suggest ? t("hints.nir_month_unknown") : "";
-    if ($("month-hint").textContent !== text) $("month-hint").textContent = text;
-    if (suggest) box.setAttribute("aria-describedby", "month-hint");
-    else box.removeAttribute("aria-describedby");
     $("nir").setAttribute("aria-describedby",
-      [FIELDS.nir.describedBy, nirCode ? "nir-error" : "", mismatch ? "nir-mismatch" : "", suggest ? "month-hint" : ""].filter(Boolean).join(" "));
+      [FIELDS.nir.describedBy, nirCode ? "nir-error" : "", mismatch ? "nir-mismatch" : ""].filter(Boolean).join(" "));
     reportSize();
   }
 
   function liveHint() {
     // The hint only, while typing: errors wait for a submit, not to scold mid-entry.
     const nirCode = checkNir($("nir").value);
-    updateHints(nirCode, checkDate(...dateParts()));
+    updateMismatchHint(nirCode, checkDate(...dateParts()));
   }
 
   // ---- NIR formatting as the patient types -------------------------------------------
@@ -615,8 +600,6 @@
     $("check").reset();
     for (const field of Object.keys(FIELDS)) setError(field, null);
     $("nir-mismatch").hidden = true;
-    $("month-hint").textContent = "";
-    $("unknown-date").removeAttribute("aria-describedby");
     $("answer").replaceChildren();
     $("answer").className = "answer";
     shown = null;
