@@ -105,6 +105,7 @@ TARGETS: dict[str, Target] = {
             "tests/lookup_index/test_reader.py",
             "tests/lookup_index/test_index_format.py",
             "tests/lookup_index/test_signing.py",
+            "tests/lookup_index/test_contacts_build.py",
         ),
     ),
     "keyed-hash": Target(

@@ -166,3 +166,33 @@ def test_cli_keygen_sender_and_build(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "refusing to overwrite" in err
     assert "not an X25519 public key" in err
     assert "Traceback" not in err
+
+
+def test_a_miss_reads_a_zero_contact_of_the_same_size(
+    built: tuple[Path, BuildSummary], tmp_path: Path
+) -> None:
+    """A miss does the same work as a hit and yields as many bytes, all zero: the outbox
+    entry of a miss then has the size of a hit's. Below the first key, between keys and
+    past the last one alike."""
+    index, _ = built
+    with IndexReader.open(index) as reader:
+        stranger = canonical_identity(keyed("1750175123456"), "1975-01-05", "Nobody").canonical()
+        digest = reader.hasher(PEPPER).seal(
+            stretch(stranger, reader.header.salt, reader.header.profile)
+        )
+        for probe in (digest, bytes(len(digest)), b"\xff" * len(digest)):
+            assert reader.lookup_with_contact(probe) == (False, 0, bytes(SEALED_CONTACT_SIZE))
+        canonical = canonical_identity(*ANNE).canonical()
+        stretched = stretch(canonical, reader.header.salt, reader.header.profile)
+        found, mask, sealed = reader.lookup_with_contact(reader.hasher(PEPPER).seal(stretched))
+        assert (found, mask) == reader.lookup_mask(reader.hasher(PEPPER).seal(stretched))
+        assert found
+        assert len(sealed) == SEALED_CONTACT_SIZE
+        assert any(sealed)
+    plain = tmp_path / "plain.bin"
+    source = write_export(tmp_path / "plain.csv", [(*ANNE, "", "", "", "")], header=HEADER)
+    build_index(BuildOptions(input=source, out=plain, pepper=PEPPER, profile=TEST, workers=1))
+    with IndexReader.open(plain) as reader:
+        digest = reader.hasher(PEPPER).seal(stretch(canonical, reader.header.salt, TEST))
+        found, _, sealed = reader.lookup_with_contact(digest)
+        assert (found, sealed) == (True, b"")  # no contacts in this index: nothing to seal
