@@ -88,6 +88,11 @@ def test_digest_is_hmac_of_argon2id(canonical: bytes, salt: bytes, pepper: bytes
     stretched = hash_secret_raw(canonical, salt, 1, 8, 1, 32, Type.ID)
     expected = hmac.new(pepper, stretched, hashlib.sha256).digest()[:DIGEST_SIZE]
     assert KeyedHasher(pepper, salt, TEST).digest(canonical) == expected
+    # Private delivery splits it: the Argon2id output alone (its binding key is derived from
+    # it), then the keyed half; the two halves make the same digest.
+    hasher = KeyedHasher(pepper, salt, TEST)
+    assert hasher.stretch(canonical) == stretched
+    assert hasher.seal(hasher.stretch(canonical)) == expected
 
 
 @settings(max_examples=25)
