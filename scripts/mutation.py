@@ -12,6 +12,7 @@ run exit 1. Kill rate = (killed + timed out) / (mutants - equivalent), per modul
     python scripts/mutation.py                 # every module (about 1-2 hours on 2 cores)
     python scripts/mutation.py padding floor   # some of them
     python scripts/mutation.py --list
+    python scripts/mutation.py --report floor  # the last floor run, against today's triage
 """
 
 from __future__ import annotations
@@ -170,12 +171,20 @@ def equivalents() -> set[str]:
     return set(re.findall(r"`([\w.ǁ]+__mutmut_\d+)`", section))
 
 
-def run_target(name: str, target: Target, children: int) -> dict[str, object]:
-    work = prepare(name, target)
+def run_target(name: str, target: Target, children: int, *, report_only: bool) -> dict[str, object]:
     started = time.monotonic()
-    code = mutmut(work, "run", "--max-children", str(children), log=work / "run.log")
-    if code != 0:  # e.g. the unmutated tests failed: nothing to report
-        return {"name": name, "failed": f"mutmut run exited {code}, see .mutation/{name}/run.log"}
+    work = WORK / name
+    if report_only:  # the last run's results, triaged against today's docs/MUTATION.md
+        if not (work / "mutants").is_dir():
+            return {"name": name, "failed": f"no earlier run in .mutation/{name}"}
+    else:
+        work = prepare(name, target)
+        code = mutmut(work, "run", "--max-children", str(children), log=work / "run.log")
+        if code != 0:  # e.g. the unmutated tests failed: nothing to report
+            return {
+                "name": name,
+                "failed": f"mutmut run exited {code}, see .mutation/{name}/run.log",
+            }
     listing = str(mutmut(work, "results", "--all", "true"))
     results: dict[str, str] = {}
     for line in listing.splitlines():
@@ -209,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("targets", nargs="*", help=f"some of: {', '.join(TARGETS)}")
     parser.add_argument("--list", action="store_true", help="list the targets and exit")
     parser.add_argument("--children", type=int, default=2, help="mutants run at once")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="do not run: report the last run's results against docs/MUTATION.md as it is now",
+    )
     args = parser.parse_args(argv)
     if args.list:
         for name, target in TARGETS.items():
@@ -220,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     failed = False
     for name in args.targets or list(TARGETS):
-        report = run_target(name, TARGETS[name], args.children)
+        report = run_target(name, TARGETS[name], args.children, report_only=args.report)
         if "failed" in report:
             print(f"{name}: not run: {report['failed']}", flush=True)
             failed = True
@@ -231,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{name}: {report['mutants']} mutants ({summary}); "
             f"{len(report['equivalent'])} equivalent (docs/MUTATION.md); "  # type: ignore[arg-type]
-            f"kill rate {report['rate']:.1%}; {report['minutes']:.1f} min",
+            f"kill rate {report['rate']:.1%}"
+            + ("" if args.report else f"; {report['minutes']:.1f} min"),
             flush=True,
         )
         for mutant in report["unexplained"]:  # type: ignore[attr-defined]
