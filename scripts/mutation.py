@@ -32,7 +32,7 @@ WORK = REPO / ".mutation"
 DOC = REPO / "docs" / "MUTATION.md"
 #: Never run under mutation: tests that start processes or need a real Redis.
 EXCLUDE_MARKS = "not slow and not security and not redis and not browser"
-COPIED = ("app", "lookup_index", "tests", "loadtests")
+COPIED = ("app", "lookup_index", "tests", "loadtests", "docs")
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,8 @@ def config_section(target: Target) -> str:
         f"only_mutate = {toml_list(list(target.modules))}\n"
         f"pytest_add_cli_args_test_selection = {toml_list(selection)}\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider"]\n'
-        'also_copy = ["loadtests"]\n'
+        # docs: some tests hold the code to what the docs promise (bucket names, settings)
+        'also_copy = ["loadtests", "docs"]\n'
     )
 
 
