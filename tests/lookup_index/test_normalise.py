@@ -694,6 +694,7 @@ def test_unknown_month_agrees_with_any_nir_month_of_the_year() -> None:
             "VASSEURDOS": "name_part", "DOSSANTOS": "name_part",
         }),
         ("Lê", {}),
+        ("Ly-Durand", {"LY": "name_part", "DURAND": "name_part"}),  # a two-letter part is keyed
         ("La", {}),  # the particle alone is the name: no "DELA" key
         # A trailing Portuguese "e" folds into the A before it (as AE does): the part COSTA
         # is the canonical form itself, which is never written again as a variant key.
