@@ -254,6 +254,50 @@ def test_invalid_nir_gives_its_reason_and_nothing_else(raw: str, reason: Reason)
     assert_leaks_nothing(info.value, raw)
 
 
+def test_a_nir_input_of_exactly_the_maximum_length_is_accepted() -> None:
+    nir = keyed("1850375123456")
+    padded = nir.center(MAX_NIR_INPUT_LENGTH)
+    assert len(padded) == MAX_NIR_INPUT_LENGTH
+    assert normalise_nir(padded) == "1850375123456"
+    assert reason_of(normalise_nir, padded + " ") == "nir_format"
+
+
+@pytest.mark.parametrize("letter", ["X", "x", "O", "I"])
+def test_a_letter_between_nir_groups_is_not_a_separator(letter: str) -> None:
+    """A letter is a typo (O for 0, X for a missing digit): refused, never skipped over."""
+    nir = keyed("1850375123456")
+    assert reason_of(normalise_nir, f"{nir[:7]}{letter}{nir[7:]}") == "nir_format"
+    assert reason_of(normalise_nir, f"{nir[:13]} {letter} {nir[13:]}") == "nir_format"
+
+
+@pytest.mark.parametrize(
+    "separator",
+    ["\u00ad", "\u200b", "\u2060", "\ufeff"],  # soft hyphen, zero-width space, word joiner, BOM
+)
+def test_invisible_format_characters_between_nir_groups_are_separators(separator: str) -> None:
+    """Copied from a web page or a PDF, a NIR may carry invisible ``Cf`` characters."""
+    assert unicodedata.category(separator) == "Cf"
+    assert not separator.isspace()  # not already a space
+    nir = keyed("1850375123456")
+    spaced = separator.join((nir[0], nir[1:3], nir[3:5], nir[5:7], nir[7:10], nir[10:13], nir[13:]))
+    assert normalise_nir(spaced) == "1850375123456"
+
+
+@pytest.mark.parametrize("key", ["00", "98", "99"])
+def test_a_key_outside_01_to_97_is_refused_even_if_the_checksum_library_passed_it(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    """The key range is this module's own rule, not only python-stdnum's checksum.
+
+    With the real library these keys already fail the checksum; a permissive
+    ``validate`` (a library regression) must still not let them through.
+    """
+    monkeypatch.setattr("lookup_index.normalise.stdnum_nir.validate", lambda number: number)
+    assert reason_of(normalise_nir, "1850375123456" + key) == "nir_key"
+    assert normalise_nir("1850375123456" + "01") == "1850375123456"
+    assert normalise_nir("1850375123456" + "97") == "1850375123456"
+
+
 # --- NIR against the birth date -----------------------------------------------------------
 
 
@@ -417,6 +461,8 @@ def test_today_defaults_to_the_real_date() -> None:
         ("D’Artagnan", "ARTAGNAN"),
         ("Le Goff", "GOFF"),
         ("Saint-Exupéry", "SAINTEXUPERY"),
+        ("de Saint-Exupéry", "SAINTEXUPERY"),  # every word after the particles is kept
+        ("de la Tour du Pin", "TOURDUPIN"),
         ("Martin--Durand", "MARTINDURAND"),
         ("ＤＵＰＯＮＴ", "DUPONT"),  # full-width, folded by NFKC
         ("He\u0301rve\u0301", "HERVE"),  # decomposed accents
@@ -528,6 +574,33 @@ def test_canonical_identity_reports_the_failing_field(
     assert reason_of(canonical_identity, nir, born, name, today=TODAY) == reason
 
 
+def test_canonical_identity_judges_the_birth_date_against_the_today_it_is_given() -> None:
+    nir = keyed("1100375123456")
+    too_early = date(2010, 3, 11)
+    assert reason_of(canonical_identity, nir, "2010-03-12", "Dupont", today=too_early) == (
+        "birth_date"
+    )
+    assert reason_of(canonical_identity, nir, "2010-04-00", "Dupont", today=too_early) == (
+        "birth_date"
+    )
+    born = canonical_identity(nir, "2010-03-12", "Dupont", today=date(2010, 3, 12)).birth_date
+    assert born == BirthDate(2010, 3, 12)
+
+
+def test_the_bucket_name_follows_the_typed_name_through_every_identity_constructor() -> None:
+    """The per-identity limits count :func:`bucket_name` of what was typed, whatever the key."""
+    identity = canonical_identity(
+        keyed("1850375123456"), "1985-03-12", "de La Fontaine", today=TODAY
+    )
+    assert identity.bucket_name == "FONTAINE"
+    # A builder variant key under another name form still belongs to the typed name's bucket.
+    variant = identity.with_name_form("LAFONTAINE")
+    assert (variant.last_name, variant.bucket_name) == ("LAFONTAINE", "FONTAINE")
+    # Another typed name: its own canonical form and its own bucket.
+    renamed = identity.with_last_name("Martin-Durand")
+    assert (renamed.last_name, renamed.bucket_name) == ("MARTINDURAND", "MARTIN")
+
+
 # --- issue 14: unknown days, export date forms, NIR separators, name forms ----------------
 
 
@@ -547,7 +620,16 @@ def test_unknown_day_or_month_is_kept_as_00(raw: str, iso: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["1950-00-12", "1950-13-00", "1889-00-00", f"{TODAY.year + 1}-00-00", "1950-0-00"]
+    "raw",
+    [
+        "1950-00-12",
+        "1950-13-00",
+        "1889-00-00",
+        f"{TODAY.year + 1}-00-00",
+        "1950-0-00",
+        f"{TODAY.year}-{TODAY.month + 1:02d}-00",  # this year, but a month still to come
+        f"00/{TODAY.month + 1:02d}/{TODAY.year}",
+    ],
 )
 def test_unknown_dates_that_cannot_be(raw: str) -> None:
     assert reason_of(parse_birth_date, raw, allow_french=True, today=TODAY) == "birth_date"
@@ -612,6 +694,11 @@ def test_unknown_month_agrees_with_any_nir_month_of_the_year() -> None:
             "VASSEURDOS": "name_part", "DOSSANTOS": "name_part",
         }),
         ("Lê", {}),
+        ("Ly-Durand", {"LY": "name_part", "DURAND": "name_part"}),  # a two-letter part is keyed
+        ("La", {}),  # the particle alone is the name: no "DELA" key
+        # A trailing Portuguese "e" folds into the A before it (as AE does): the part COSTA
+        # is the canonical form itself, which is never written again as a variant key.
+        ("Costa e", {}),
     ],
 )  # fmt: skip
 def test_name_forms_the_builder_adds(raw: str, forms: dict[str, str]) -> None:
@@ -624,6 +711,19 @@ def test_name_forms_the_builder_adds(raw: str, forms: dict[str, str]) -> None:
 )
 def test_every_typing_of_a_particle_name_shares_one_bucket(typed: str) -> None:
     assert bucket_name(typed) == "FONTAINE"
+
+
+@pytest.mark.parametrize(
+    ("typed", "bucket"),
+    [
+        ("Lebon", "BON"),  # a glued particle is peeled when three letters remain
+        ("Ledru", "DRU"),  # ... but not when only two would ("RU")
+        ("Dia", "DIA"),
+        ("Lee", "LEE"),
+    ],
+)
+def test_glued_particles_are_peeled_only_off_three_letters_or_more(typed: str, bucket: str) -> None:
+    assert bucket_name(typed) == bucket
 
 
 def test_compound_typings_share_the_first_part_s_bucket() -> None:
