@@ -72,7 +72,7 @@ bench: $(STAMP) system-deps
 	$(PY) -m loadtests.bench_recall
 
 ## make mutation: mutmut over the security-bearing modules, each on its fast in-process tests
-## (1-2 hours on 2 cores; not part of `make test`). MODULES="padding floor" runs some of them;
+## (about half an hour on 2 cores; not part of `make test`). MODULES="padding floor" runs some of them;
 ## survivors and kill rates are printed, triage in docs/MUTATION.md
 mutation: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[mutation]'

@@ -9,7 +9,7 @@ Survivors are printed with their diff. docs/MUTATION.md lists the triaged ones (
 mutant names in its "Equivalent mutants" section): the rest are "unexplained" and make the
 run exit 1. Kill rate = (killed + timed out) / (mutants - equivalent), per module.
 
-    python scripts/mutation.py                 # every module (about 1-2 hours on 2 cores)
+    python scripts/mutation.py                 # every module (about half an hour on 2 cores)
     python scripts/mutation.py padding floor   # some of them
     python scripts/mutation.py --list
     python scripts/mutation.py --report floor  # the last floor run, against today's triage
