@@ -159,9 +159,10 @@ class IndexReloader:
         ):
             if not registered:
                 # The first yield comes once the watch is in place: from here on every
-                # change is an event; one made before it shows only in the fingerprint.
+                # change is an event; one made before it shows only in the fingerprint
+                # (whatever else this first yield reports, even another file's change).
                 registered = True
-                if not changes and _fingerprint(directories, files) != opened:
+                if _fingerprint(directories, files) != opened:
                     self.reload()
                     continue
             changed = {Path(path).resolve() for _, path in changes}
