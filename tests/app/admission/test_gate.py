@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ipaddress
 import time
-import types
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ from app.padded_json import PaddedJSON
 from app.settings import Settings
 from lookup_index.pepper import load_pepper
 from tests.app.helpers import CHECK, GENEROUS_LIMITS
+from tests.support.clock import FakeClock, install_clock
 from tests.support.dataset import Dataset
 from tests.support.pow import presolved
 from tests.support.rate_limits import check_body, in_process, valid_probes
@@ -81,22 +81,12 @@ def test_a_note_lapses_when_the_window_has_room_and_proofs_are_never_gated() -> 
     assert may_carry_proof(b'{"\\u0061ltcha": "x"}')  # an escaped key still decodes to altcha
 
 
-class FixedClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def time(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FixedClock:
-    fake = FixedClock(1_000_000.0)
-    monkeypatch.setattr(app.admission.gate, "time", types.SimpleNamespace(time=fake.time))
-    return fake
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    return install_clock(monkeypatch, 1_000_000.0, app.admission.gate)
 
 
-def test_a_note_lapses_exactly_when_its_window_has_room(clock: FixedClock) -> None:
+def test_a_note_lapses_exactly_when_its_window_has_room(clock: FakeClock) -> None:
     refusals = RefusedNetworks()
     refusals.note(HERE, clock.now + 10, "net")
     clock.now += 10 - 1e-6
@@ -106,7 +96,7 @@ def test_a_note_lapses_exactly_when_its_window_has_room(clock: FixedClock) -> No
 
 
 def test_the_notes_are_bounded_and_lapsed_ones_make_room(
-    clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An attacker with many addresses cannot grow the map without bound: past MAX_NOTED,
     lapsed notes are dropped, and if all are live, the new address is not noted (it then

@@ -12,7 +12,6 @@ real clock, is tests/security/test_moving_window.py.
 from __future__ import annotations
 
 import ipaddress
-import types
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -25,6 +24,7 @@ from app.rate_limit import RateLimits
 from app.settings import Settings
 from lookup_index import Identity, canonical_identity
 from tests.lookup_index.helpers import PEPPER
+from tests.support.clock import FakeClock, install_clock
 from tests.support.dataset import Dataset
 from tests.support.rate_limits import LIFTED, valid_probes, with_order_number
 
@@ -95,20 +95,9 @@ MOVING: dict[str, tuple[str, Stage, Admission, Callable[[int], str], str]] = {
 }
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = float(T0)
-
-    def time(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    for module in (limits.storage.memory, limits.strategies):
-        monkeypatch.setattr(module, "time", types.SimpleNamespace(time=fake.time))
-    return fake
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    return install_clock(monkeypatch, float(T0), limits.storage.memory, limits.strategies)
 
 
 def test_the_readme_s_moving_window_buckets_are_the_table_s(
@@ -125,7 +114,7 @@ def test_the_readme_s_moving_window_buckets_are_the_table_s(
 
 @pytest.mark.parametrize("bucket", MOVING)
 def test_a_burst_straddling_the_edge_gets_exactly_the_moving_window_s_allowance(
-    make_settings: Callable[..., Settings], dataset: Dataset, clock: Clock, bucket: str
+    make_settings: Callable[..., Settings], dataset: Dataset, clock: FakeClock, bucket: str
 ) -> None:
     setting, stage, admission, address_of, varying = MOVING[bucket]
     rate_limits = RateLimits(make_settings(**{**LIFTED, setting: f"{N}/minute"}))

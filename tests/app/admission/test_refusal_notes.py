@@ -9,7 +9,6 @@ does), so the window's edge is exact.
 from __future__ import annotations
 
 import ipaddress
-import types
 from collections.abc import Callable, Iterator
 
 import limits.storage.memory
@@ -23,6 +22,7 @@ from app.request_note import RequestNote, current_note
 from app.settings import Settings
 from lookup_index import canonical_identity
 from tests.lookup_index.helpers import PEPPER
+from tests.support.clock import FakeClock, install_clock
 from tests.support.dataset import Dataset
 from tests.support.rate_limits import LIFTED, valid_probes
 
@@ -31,20 +31,10 @@ T0 = 100_000 * W
 HERE = ipaddress.ip_address("192.0.2.7")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def time(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    fake = Clock()
-    for module in (limits.storage.memory, limits.strategies, app.admission.gate):
-        monkeypatch.setattr(module, "time", types.SimpleNamespace(time=fake.time))
-    return fake
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    modules = (limits.storage.memory, limits.strategies, app.admission.gate)
+    return install_clock(monkeypatch, T0, *modules)
 
 
 @pytest.fixture
@@ -63,7 +53,7 @@ def rate_limits(make_settings: Callable[..., Settings], **limits_: str) -> RateL
 
 
 def test_an_unproven_network_refusal_names_its_bucket_and_is_noted_for_the_gate(
-    make_settings: Callable[..., Settings], clock: Clock, note: RequestNote
+    make_settings: Callable[..., Settings], clock: FakeClock, note: RequestNote
 ) -> None:
     limits = rate_limits(make_settings, limits_per_network="1/minute")
     assert limits.admit(Stage.NETWORK, Admission.UNPROVEN, Subject(HERE))
@@ -74,7 +64,7 @@ def test_an_unproven_network_refusal_names_its_bucket_and_is_noted_for_the_gate(
 
 
 def test_the_gate_s_note_lasts_until_the_window_has_room_and_no_longer(
-    make_settings: Callable[..., Settings], clock: Clock, note: RequestNote
+    make_settings: Callable[..., Settings], clock: FakeClock, note: RequestNote
 ) -> None:
     limits = rate_limits(make_settings, limits_per_network="2/minute")
     assert limits.admit(Stage.NETWORK, Admission.UNPROVEN, Subject(HERE))  # t = 0
@@ -90,7 +80,7 @@ def test_the_gate_s_note_lasts_until_the_window_has_room_and_no_longer(
 
 
 def test_identity_and_proven_refusals_name_their_bucket_but_leave_the_address_ungated(
-    make_settings: Callable[..., Settings], dataset: Dataset, clock: Clock, note: RequestNote
+    make_settings: Callable[..., Settings], dataset: Dataset, clock: FakeClock, note: RequestNote
 ) -> None:
     """The gate refuses a whole address: only a full unproven network tier may tell it to.
     A person's identity bucket being full says nothing about the asker's address, and a
