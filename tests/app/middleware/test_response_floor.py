@@ -85,30 +85,29 @@ async def test_other_routes_and_a_zero_floor_are_not_held(
     assert (off.state.floor_stats.held, off.state.floor_stats.overruns) == (0, 0)
 
 
-async def _floored_after_a_late_body(
-    body_delay: float, floor: float, max_body_seconds: float
+async def _released_after_parts(
+    parts: list[tuple[float, Message]], floor: float, reads: int, max_body_seconds: float = 5
 ) -> float:
-    """Seconds from the head to the released answer, the last body byte ``body_delay`` late."""
+    """Seconds until the answer of an app that reads ``reads`` body messages is released."""
 
-    async def echo_app(scope: Scope, receive: Receive, send: Send) -> None:
-        while (await receive()).get("more_body", False):
-            pass
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        for _ in range(reads):
+            await receive()
+        await send({"type": "http.response.start", "status": 413, "headers": []})
+        await send({"type": "http.response.body", "body": b"x"})
 
     middleware = ResponseFloorMiddleware(
-        echo_app,
+        app,
         floor_seconds=floor,
         paths=[CHECK],
         stats=FloorStats(),
         max_body_seconds=max_body_seconds,
     )
-    parts = [(0.0, b"{", True), (body_delay, b"}", False)]
 
     async def receive() -> Message:
-        delay, chunk, more = parts.pop(0)
+        delay, message = parts.pop(0)
         await asyncio.sleep(delay)
-        return {"type": "http.request", "body": chunk, "more_body": more}
+        return message
 
     async def send(message: Message) -> None:
         pass
@@ -117,6 +116,17 @@ async def _floored_after_a_late_body(
     started = time.perf_counter()
     await middleware(scope, receive, send)
     return time.perf_counter() - started
+
+
+async def _floored_after_a_late_body(
+    body_delay: float, floor: float, max_body_seconds: float
+) -> float:
+    """Seconds from the head to the released answer, the last body byte ``body_delay`` late."""
+    parts: list[tuple[float, Message]] = [
+        (0.0, {"type": "http.request", "body": b"{", "more_body": True}),
+        (body_delay, {"type": "http.request", "body": b"}", "more_body": False}),
+    ]
+    return await _released_after_parts(parts, floor, reads=2, max_body_seconds=max_body_seconds)
 
 
 async def test_the_deadline_runs_from_the_last_body_byte() -> None:
@@ -253,35 +263,6 @@ def test_the_metrics_hear_every_held_answer_and_every_overrun() -> None:
     stats.count_overrun(1000.0)
     stats.count_held()
     assert heard == ["held", "over", "held"]
-
-
-async def _released_after_parts(
-    parts: list[tuple[float, Message]], floor: float, reads: int
-) -> float:
-    """Seconds until the answer of an app that reads ``reads`` body messages is released."""
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        for _ in range(reads):
-            await receive()
-        await send({"type": "http.response.start", "status": 413, "headers": []})
-        await send({"type": "http.response.body", "body": b"x"})
-
-    middleware = ResponseFloorMiddleware(
-        app, floor_seconds=floor, paths=[CHECK], stats=FloorStats(), max_body_seconds=5
-    )
-
-    async def receive() -> Message:
-        delay, message = parts.pop(0)
-        await asyncio.sleep(delay)
-        return message
-
-    async def send(message: Message) -> None:
-        pass
-
-    scope = {"type": "http", "path": CHECK, "method": "POST", "headers": []}
-    started = time.perf_counter()
-    await middleware(scope, receive, send)
-    return time.perf_counter() - started
 
 
 async def test_a_body_refused_before_its_end_is_held_from_arrival_not_from_a_part() -> None:
